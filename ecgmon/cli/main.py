@@ -1,0 +1,57 @@
+"""The ``ecgmon`` command: a thin dispatcher into the owning packages.
+
+Each command group is a small module beside this one and imports its package inside the
+command, so ``ecgmon`` itself depends on none of them. Errors a user can cause print one
+``Name: message`` line and exit 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ecgmon.cli import stack
+from ecgmon.errors import EcgmonError
+
+app = typer.Typer(
+    name="ecgmon",
+    help="Real-time remote ECG monitoring: stack, worker, simulators, models, dashboards.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate models and alerts on real recordings.", no_args_is_help=True)
+plot_app = typer.Typer(help="Figures people look at.", no_args_is_help=True)
+
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("status")(stack.status)
+app.command("settings")(stack.show_settings)
+
+
+app.add_typer(train_app, name="train")
+app.add_typer(eval_app, name="eval")
+app.add_typer(plot_app, name="plot")
+
+
+def run() -> None:
+    """Entry point: run the app, turning ``EcgmonError`` into one line on stderr and exit 1."""
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except EcgmonError as exc:
+        if debug:
+            raise
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,164 @@
+"""The one settings object: every knob of ecgmon, each with its ``ECGMON_`` variable.
+
+Defaults run the embedded stack on 127.0.0.1. Change a threshold by setting its variable
+(for example ``ECGMON_ALERT_BRADY_BPM=45``) or in a ``.env`` file in the working directory.
+``ecgmon settings`` prints every setting with its variable and current value (secrets masked).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ecgmon"
+
+
+class Settings(BaseSettings):
+    """All of ecgmon's configuration; read from ``ECGMON_*`` variables and ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECGMON_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- embedded stack -------------------------------------------------------------------
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Where the embedded stack keeps pids, logs and InfluxDB data (ECGMON_STATE_DIR).",
+    )
+    host: str = Field("127.0.0.1", description="Address the embedded stack binds (ECGMON_HOST).")
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Embedded broker port (ECGMON_KAFKA_PORT).")
+    influx_port: int = Field(8086, ge=1, le=65535, description="Embedded InfluxDB port (ECGMON_INFLUX_PORT).")
+    stop_grace_s: float = Field(5.0, gt=0, description="Seconds between SIGTERM and SIGKILL on down (ECGMON_STOP_GRACE_S).")
+    start_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for a part to answer on up (ECGMON_START_TIMEOUT_S).")
+
+    # --- Kafka ----------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "", description="Bootstrap servers; empty means the embedded broker at host:kafka_port (ECGMON_KAFKA_BOOTSTRAP)."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol (ECGMON_KAFKA_SECURITY_PROTOCOL)."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when the protocol uses SASL (ECGMON_KAFKA_SASL_MECHANISM)."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name (ECGMON_KAFKA_SASL_USERNAME).")
+    kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (ECGMON_KAFKA_SASL_PASSWORD).")
+    kafka_ssl_cafile: str = Field("", description="CA bundle for SSL to the broker (ECGMON_KAFKA_SSL_CAFILE).")
+    partitions: int = Field(8, ge=1, description="Partitions of every topic; cannot shrink later (ECGMON_PARTITIONS).")
+    app_id: str = Field("ecgmon", description="Faust app id = Kafka consumer group (ECGMON_APP_ID).")
+    topic_windows: str = Field("ecg.windows", description="Input topic of ECG windows (ECGMON_TOPIC_WINDOWS).")
+    topic_predictions: str = Field("ecg.predictions", description="Predictions topic (ECGMON_TOPIC_PREDICTIONS).")
+    topic_reconstructions: str = Field(
+        "ecg.reconstructions", description="Reconstructions topic (ECGMON_TOPIC_RECONSTRUCTIONS)."
+    )
+    topic_alerts: str = Field("ecg.alerts", description="Alerts topic (ECGMON_TOPIC_ALERTS).")
+    topic_deadletter: str = Field("ecg.deadletter", description="Dead-letter topic (ECGMON_TOPIC_DEADLETTER).")
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="Messages larger than this are refused before decoding (ECGMON_MAX_MESSAGE_BYTES)."
+    )
+
+    # --- InfluxDB -------------------------------------------------------------------------
+    influx_url: str = Field("", description="InfluxDB URL; empty means http://host:influx_port (ECGMON_INFLUX_URL).")
+    influx_database: str = Field("ecg", description="Database (1.x) or bucket (2.x) (ECGMON_INFLUX_DATABASE).")
+    influx_version: Literal[1, 2] = Field(1, description="1 = no auth, 2 = token header (ECGMON_INFLUX_VERSION).")
+    influx_token: SecretStr = Field(SecretStr(""), description="InfluxDB 2.x API token, never logged (ECGMON_INFLUX_TOKEN).")
+    influx_org: str = Field("ecgmon", description="InfluxDB 2.x organisation (ECGMON_INFLUX_ORG).")
+    influx_batch_points: int = Field(5000, ge=1, description="Points per write request (ECGMON_INFLUX_BATCH_POINTS).")
+    influx_flush_ms: int = Field(200, ge=1, description="Flush a partial batch after this long (ECGMON_INFLUX_FLUSH_MS).")
+    influx_buffer_points: int = Field(
+        200_000, ge=1, description="Bounded sink buffer; when full the consumer waits (ECGMON_INFLUX_BUFFER_POINTS)."
+    )
+    influx_retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between write retries (ECGMON_INFLUX_RETRY_MAX_S).")
+    display_hz: float = Field(50.0, gt=0, description="Rate of waveforms written for dashboards (ECGMON_DISPLAY_HZ).")
+
+    # --- windows --------------------------------------------------------------------------
+    window_s: float = Field(10.0, gt=0, description="Window length a gateway sends, seconds (ECGMON_WINDOW_S).")
+    hop_s: float = Field(10.0, gt=0, description="Start-to-start step between windows, seconds (ECGMON_HOP_S).")
+
+    # --- inference ------------------------------------------------------------------------
+    device: str = Field("auto", description="Torch device: auto, cpu, cuda or cuda:N (ECGMON_DEVICE).")
+    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = cores / processes (ECGMON_TORCH_THREADS).")
+    classifier: str = Field("student", description="Registry name of the classifier (ECGMON_CLASSIFIER).")
+    reconstructor: str = Field("dual_branch", description="Registry name of the reconstructor (ECGMON_RECONSTRUCTOR).")
+    mc_samples: int = Field(8, ge=1, description="Monte Carlo dropout passes for uncertainty (ECGMON_MC_SAMPLES).")
+    max_batch: int = Field(64, ge=1, description="A batch flushes at this many windows (ECGMON_MAX_BATCH).")
+    max_delay_ms: int = Field(100, ge=0, description="... or when its oldest window waited this long (ECGMON_MAX_DELAY_MS).")
+    queue_windows: int = Field(512, ge=1, description="Bounded inference queue; full = consumption waits (ECGMON_QUEUE_WINDOWS).")
+    reconstruction_policy: Literal["every", "every_k", "alert_open", "never"] = Field(
+        "alert_open", description="When to reconstruct 12 leads (ECGMON_RECONSTRUCTION_POLICY)."
+    )
+    reconstruction_every_k: int = Field(6, ge=1, description="k for the every_k policy (ECGMON_RECONSTRUCTION_EVERY_K).")
+
+    # --- alerts (every threshold of the alert engine) -----------------------------------
+    alert_af_k: int = Field(3, ge=1, description="AF opens when k of the last n windows are AF (ECGMON_ALERT_AF_K).")
+    alert_af_n: int = Field(4, ge=1, description="n of the AF k-of-n rule (ECGMON_ALERT_AF_N).")
+    alert_af_confidence: float = Field(0.6, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE).")
+    alert_af_max_uncertainty: float = Field(
+        0.25, ge=0, description="Most predictive uncertainty that counts (ECGMON_ALERT_AF_MAX_UNCERTAINTY)."
+    )
+    alert_af_resolve_m: int = Field(3, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M).")
+    alert_af_evidence: Literal["classifier", "rr", "both", "combined"] = Field(
+        "classifier", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
+    )
+    alert_brady_bpm: float = Field(40.0, gt=0, description="Bradycardia below this heart rate (ECGMON_ALERT_BRADY_BPM).")
+    alert_tachy_bpm: float = Field(150.0, gt=0, description="Tachycardia above this heart rate (ECGMON_ALERT_TACHY_BPM).")
+    alert_rate_sustain_windows: int = Field(
+        2, ge=1, description="Windows in a row a brady/tachy rate must last (ECGMON_ALERT_RATE_SUSTAIN_WINDOWS)."
+    )
+    alert_pause_s: float = Field(3.0, gt=0, description="A pause is an RR interval longer than this (ECGMON_ALERT_PAUSE_S).")
+    alert_min_sqi: float = Field(0.5, ge=0, le=1, description="Below this signal quality a window is poor (ECGMON_ALERT_MIN_SQI).")
+    alert_technical_windows: int = Field(
+        2, ge=1, description="Poor windows in a row that open a technical alert (ECGMON_ALERT_TECHNICAL_WINDOWS)."
+    )
+
+    # --- worker ---------------------------------------------------------------------------
+    worker_name: str = Field("", description="Worker tag in the pipeline measurement; empty = host-pid (ECGMON_WORKER_NAME).")
+    web_port: int = Field(6066, ge=1, le=65535, description="Faust web port, bound to 127.0.0.1 (ECGMON_WEB_PORT).")
+    health_interval_s: float = Field(5.0, gt=0, description="Seconds between pipeline health points (ECGMON_HEALTH_INTERVAL_S).")
+    standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas (ECGMON_STANDBY_REPLICAS).")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field("warn", description="Worker log level (ECGMON_LOG_LEVEL).")
+
+    # --- derived --------------------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        """Kafka bootstrap servers, ``host:port[,host:port]``."""
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def influx(self) -> str:
+        """Base URL of InfluxDB, without a trailing slash."""
+        return (self.influx_url or f"http://{self.host}:{self.influx_port}").rstrip("/")
+
+    def resolved_device(self) -> str:
+        """``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def topics(self) -> list[str]:
+        """Every topic the embedded stack creates, in data-path order."""
+        return [
+            self.topic_windows,
+            self.topic_predictions,
+            self.topic_reconstructions,
+            self.topic_alerts,
+            self.topic_deadletter,
+        ]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,81 @@
+"""CinC 2017-style folders: ``NAME.hea`` + ``NAME.mat`` single-lead WFDB records and ``REFERENCE.csv``.
+
+Any folder laid out like ``../shared/data/cinc2017`` reads the same: every record's rate comes from its
+own header and is resampled with ``scipy.signal.resample_poly`` to the rate the caller asks for.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from ecgmon.errors import DataError
+from models.datasets.labels import cinc2017_label
+
+
+@dataclass
+class SingleLead:
+    """Variable-length single-lead records at one rate: ``signals[i] [samples_i]`` float32 mV."""
+
+    signals: list[np.ndarray]
+    fs_hz: float
+    labels: list[str]
+    record_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+
+def read_reference(path: Path) -> dict[str, str]:
+    """``REFERENCE.csv`` (no header, ``NAME,LABEL``) -> {record: class}."""
+    ref = Path(path) / "REFERENCE.csv"
+    if not ref.is_file():
+        raise DataError(f"Missing {ref}; a CinC 2017-style folder needs REFERENCE.csv with NAME,LABEL rows.")
+    with ref.open(newline="") as f:
+        rows = [r for r in csv.reader(f) if r and r[0].strip()]
+    return {r[0].strip(): cinc2017_label(r[1]) for r in rows}
+
+
+def resample(x: np.ndarray, fs_in_hz: float, fs_out_hz: float) -> np.ndarray:
+    """Resample the last axis from ``fs_in_hz`` to ``fs_out_hz`` (polyphase, anti-aliased)."""
+    if fs_in_hz <= 0 or fs_out_hz <= 0:
+        raise DataError(f"Sampling rates must be positive, got {fs_in_hz} Hz -> {fs_out_hz} Hz.")
+    if fs_in_hz == fs_out_hz:
+        return x
+    ratio = Fraction(fs_out_hz / fs_in_hz).limit_denominator(1000)
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+
+
+def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
+    """First channel of WFDB record ``path/name`` in mV, resampled to ``fs_hz`` -> ``[samples]`` float32."""
+    import wfdb
+
+    try:
+        rec = wfdb.rdrecord(str(Path(path) / name))
+    except (OSError, ValueError, IndexError, KeyError) as exc:
+        raise DataError(f"Cannot read WFDB record {Path(path) / name}: {exc}.") from None
+    sig = np.nan_to_num(np.asarray(rec.p_signal, dtype=np.float64)[:, 0])
+    if str(rec.units[0]).lower() in ("uv", "µv"):
+        sig = sig / 1000.0
+    return resample(sig, float(rec.fs), fs_hz).astype(np.float32)
+
+
+def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) -> SingleLead:
+    """Every record listed in ``REFERENCE.csv`` (or only ``records``), resampled to ``fs_hz``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"Dataset folder {path} does not exist; pass a folder laid out like ../shared/data/cinc2017.")
+    ref = read_reference(path)
+    names = sorted(ref) if records is None else list(records)
+    missing = [n for n in names if n not in ref]
+    if missing:
+        raise DataError(f"{len(missing)} record(s) are not in {path / 'REFERENCE.csv'}, e.g. {missing[0]}.")
+    if not names:
+        raise DataError(f"{path / 'REFERENCE.csv'} lists no records.")
+    signals = [read_record(path, n, fs_hz) for n in names]
+    return SingleLead(signals, float(fs_hz), [ref[n] for n in names], names)
