@@ -45,7 +45,7 @@ DEFAULT_GAIN = 1000.0  # counts per mV: 1 µV resolution, ±32.767 mV range
 
 _HEADER = struct.Struct("<4sBBBBfQqdfIBBBB")
 HEADER_BYTES = _HEADER.size
-_ENCODINGS = {0: ("int16", np.dtype("<i2")), 1: ("float32", np.dtype("<f4"))}
+_ENCODINGS: dict[int, tuple[str, np.dtype[Any]]] = {0: ("int16", np.dtype("<i2")), 1: ("float32", np.dtype("<f4"))}
 _ENCODING_CODES = {name: code for code, (name, _) in _ENCODINGS.items()}
 _SEX_UNKNOWN = 255
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -51,9 +51,7 @@ def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldVa
 
     Raises ``ValueError`` when no field is left, since InfluxDB rejects a point without fields.
     """
-    tag_part = "".join(
-        f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != ""
-    )
+    tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()) if v != "")
     rendered = [(k, _field(v)) for k, v in fields.items() if v is not None]
     field_part = ",".join(f"{escape_tag(k)}={v}" for k, v in rendered if v is not None)
     if not field_part:
@@ -123,5 +121,7 @@ class InfluxClient:
             return 0
         return int(series[0]["values"][0][1] or 0)
 
-    def _request(self, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> urllib.request.Request:
+    def _request(
+        self, path: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> urllib.request.Request:
         return urllib.request.Request(self.base + path, data=data, headers={**self._headers, **(headers or {})})

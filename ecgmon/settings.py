@@ -24,9 +24,7 @@ def _default_state_dir() -> Path:
 class Settings(BaseSettings):
     """All of ecgmon's configuration; read from ``ECGMON_*`` variables and ``.env``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="ECGMON_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="ECGMON_", env_file=".env", extra="ignore", validate_default=True)
 
     # --- embedded stack -------------------------------------------------------------------
     state_dir: Path = Field(
@@ -36,12 +34,17 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the embedded stack binds (ECGMON_HOST).")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Embedded broker port (ECGMON_KAFKA_PORT).")
     influx_port: int = Field(8086, ge=1, le=65535, description="Embedded InfluxDB port (ECGMON_INFLUX_PORT).")
-    stop_grace_s: float = Field(5.0, gt=0, description="Seconds between SIGTERM and SIGKILL on down (ECGMON_STOP_GRACE_S).")
-    start_timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for a part to answer on up (ECGMON_START_TIMEOUT_S).")
+    stop_grace_s: float = Field(
+        5.0, gt=0, description="Seconds between SIGTERM and SIGKILL on down (ECGMON_STOP_GRACE_S)."
+    )
+    start_timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for a part to answer on up (ECGMON_START_TIMEOUT_S)."
+    )
 
     # --- Kafka ----------------------------------------------------------------------------
     kafka_bootstrap: str = Field(
-        "", description="Bootstrap servers; empty means the embedded broker at host:kafka_port (ECGMON_KAFKA_BOOTSTRAP)."
+        "",
+        description="Bootstrap servers; empty means the embedded broker at host:kafka_port (ECGMON_KAFKA_BOOTSTRAP).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol (ECGMON_KAFKA_SECURITY_PROTOCOL)."
@@ -62,21 +65,29 @@ class Settings(BaseSettings):
     topic_alerts: str = Field("ecg.alerts", description="Alerts topic (ECGMON_TOPIC_ALERTS).")
     topic_deadletter: str = Field("ecg.deadletter", description="Dead-letter topic (ECGMON_TOPIC_DEADLETTER).")
     max_message_bytes: int = Field(
-        1_048_576, ge=1024, description="Messages larger than this are refused before decoding (ECGMON_MAX_MESSAGE_BYTES)."
+        1_048_576,
+        ge=1024,
+        description="Messages larger than this are refused before decoding (ECGMON_MAX_MESSAGE_BYTES).",
     )
 
     # --- InfluxDB -------------------------------------------------------------------------
     influx_url: str = Field("", description="InfluxDB URL; empty means http://host:influx_port (ECGMON_INFLUX_URL).")
     influx_database: str = Field("ecg", description="Database (1.x) or bucket (2.x) (ECGMON_INFLUX_DATABASE).")
     influx_version: Literal[1, 2] = Field(1, description="1 = no auth, 2 = token header (ECGMON_INFLUX_VERSION).")
-    influx_token: SecretStr = Field(SecretStr(""), description="InfluxDB 2.x API token, never logged (ECGMON_INFLUX_TOKEN).")
+    influx_token: SecretStr = Field(
+        SecretStr(""), description="InfluxDB 2.x API token, never logged (ECGMON_INFLUX_TOKEN)."
+    )
     influx_org: str = Field("ecgmon", description="InfluxDB 2.x organisation (ECGMON_INFLUX_ORG).")
     influx_batch_points: int = Field(5000, ge=1, description="Points per write request (ECGMON_INFLUX_BATCH_POINTS).")
-    influx_flush_ms: int = Field(200, ge=1, description="Flush a partial batch after this long (ECGMON_INFLUX_FLUSH_MS).")
+    influx_flush_ms: int = Field(
+        200, ge=1, description="Flush a partial batch after this long (ECGMON_INFLUX_FLUSH_MS)."
+    )
     influx_buffer_points: int = Field(
         200_000, ge=1, description="Bounded sink buffer; when full the consumer waits (ECGMON_INFLUX_BUFFER_POINTS)."
     )
-    influx_retry_max_s: float = Field(10.0, gt=0, description="Longest back-off between write retries (ECGMON_INFLUX_RETRY_MAX_S).")
+    influx_retry_max_s: float = Field(
+        10.0, gt=0, description="Longest back-off between write retries (ECGMON_INFLUX_RETRY_MAX_S)."
+    )
     display_hz: float = Field(50.0, gt=0, description="Rate of waveforms written for dashboards (ECGMON_DISPLAY_HZ).")
 
     # --- windows --------------------------------------------------------------------------
@@ -85,46 +96,116 @@ class Settings(BaseSettings):
 
     # --- inference ------------------------------------------------------------------------
     device: str = Field("auto", description="Torch device: auto, cpu, cuda or cuda:N (ECGMON_DEVICE).")
-    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads; 0 = cores / processes (ECGMON_TORCH_THREADS).")
+    torch_threads: int = Field(
+        0, ge=0, description="Torch intra-op threads; 0 = cores / processes (ECGMON_TORCH_THREADS)."
+    )
     classifier: str = Field("student", description="Registry name of the classifier (ECGMON_CLASSIFIER).")
     reconstructor: str = Field("dual_branch", description="Registry name of the reconstructor (ECGMON_RECONSTRUCTOR).")
     mc_samples: int = Field(8, ge=1, description="Monte Carlo dropout passes for uncertainty (ECGMON_MC_SAMPLES).")
     max_batch: int = Field(64, ge=1, description="A batch flushes at this many windows (ECGMON_MAX_BATCH).")
-    max_delay_ms: int = Field(100, ge=0, description="... or when its oldest window waited this long (ECGMON_MAX_DELAY_MS).")
-    queue_windows: int = Field(512, ge=1, description="Bounded inference queue; full = consumption waits (ECGMON_QUEUE_WINDOWS).")
+    max_delay_ms: int = Field(
+        100, ge=0, description="... or when its oldest window waited this long (ECGMON_MAX_DELAY_MS)."
+    )
+    queue_windows: int = Field(
+        512, ge=1, description="Bounded inference queue; full = consumption waits (ECGMON_QUEUE_WINDOWS)."
+    )
     reconstruction_policy: Literal["every", "every_k", "alert_open", "never"] = Field(
         "alert_open", description="When to reconstruct 12 leads (ECGMON_RECONSTRUCTION_POLICY)."
     )
-    reconstruction_every_k: int = Field(6, ge=1, description="k for the every_k policy (ECGMON_RECONSTRUCTION_EVERY_K).")
+    reconstruction_every_k: int = Field(
+        6, ge=1, description="k for the every_k policy (ECGMON_RECONSTRUCTION_EVERY_K)."
+    )
 
     # --- alerts (every threshold of the alert engine) -----------------------------------
     alert_af_k: int = Field(3, ge=1, description="AF opens when k of the last n windows are AF (ECGMON_ALERT_AF_K).")
     alert_af_n: int = Field(4, ge=1, description="n of the AF k-of-n rule (ECGMON_ALERT_AF_N).")
-    alert_af_confidence: float = Field(0.6, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE).")
+    alert_af_confidence: float = Field(
+        0.6, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE)."
+    )
     alert_af_max_uncertainty: float = Field(
         0.25, ge=0, description="Most predictive uncertainty that counts (ECGMON_ALERT_AF_MAX_UNCERTAINTY)."
     )
-    alert_af_resolve_m: int = Field(3, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M).")
+    alert_af_resolve_m: int = Field(
+        3, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."
+    )
     alert_af_evidence: Literal["classifier", "rr", "both", "combined"] = Field(
         "classifier", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
     )
-    alert_brady_bpm: float = Field(40.0, gt=0, description="Bradycardia below this heart rate (ECGMON_ALERT_BRADY_BPM).")
-    alert_tachy_bpm: float = Field(150.0, gt=0, description="Tachycardia above this heart rate (ECGMON_ALERT_TACHY_BPM).")
+    alert_brady_bpm: float = Field(
+        40.0, gt=0, description="Bradycardia below this heart rate (ECGMON_ALERT_BRADY_BPM)."
+    )
+    alert_tachy_bpm: float = Field(
+        150.0, gt=0, description="Tachycardia above this heart rate (ECGMON_ALERT_TACHY_BPM)."
+    )
     alert_rate_sustain_windows: int = Field(
         2, ge=1, description="Windows in a row a brady/tachy rate must last (ECGMON_ALERT_RATE_SUSTAIN_WINDOWS)."
     )
-    alert_pause_s: float = Field(3.0, gt=0, description="A pause is an RR interval longer than this (ECGMON_ALERT_PAUSE_S).")
-    alert_min_sqi: float = Field(0.5, ge=0, le=1, description="Below this signal quality a window is poor (ECGMON_ALERT_MIN_SQI).")
+    alert_pause_s: float = Field(
+        3.0, gt=0, description="A pause is an RR interval longer than this (ECGMON_ALERT_PAUSE_S)."
+    )
+    alert_min_sqi: float = Field(
+        0.5, ge=0, le=1, description="Below this signal quality a window is poor (ECGMON_ALERT_MIN_SQI)."
+    )
     alert_technical_windows: int = Field(
         2, ge=1, description="Poor windows in a row that open a technical alert (ECGMON_ALERT_TECHNICAL_WINDOWS)."
     )
+    alert_technical_resolve_windows: int = Field(
+        2,
+        ge=1,
+        description="Good windows in a row that resolve a technical alert (ECGMON_ALERT_TECHNICAL_RESOLVE_WINDOWS).",
+    )
+    alert_af_rr_min_score: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Least RR-irregularity score (COSEn mapped to 0-1; 0.5 = the published cut-off) that counts as AF "
+        "(ECGMON_ALERT_AF_RR_MIN_SCORE).",
+    )
+    alert_af_combined_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Weight of the classifier's AF probability in combined evidence; RR gets 1 - weight "
+        "(ECGMON_ALERT_AF_COMBINED_WEIGHT).",
+    )
+    alert_af_combined_threshold: float = Field(
+        0.6, ge=0, le=1, description="Least combined AF evidence that counts (ECGMON_ALERT_AF_COMBINED_THRESHOLD)."
+    )
+    alert_af_rvr_bpm: float = Field(
+        110.0,
+        gt=0,
+        description="AF above this heart rate (rapid ventricular response) is high severity (ECGMON_ALERT_AF_RVR_BPM).",
+    )
+    alert_rate_resolve_windows: int = Field(
+        2,
+        ge=1,
+        description="Windows in a row back in range that resolve brady/tachy (ECGMON_ALERT_RATE_RESOLVE_WINDOWS).",
+    )
+    alert_brady_critical_bpm: float = Field(
+        30.0, gt=0, description="Bradycardia below this rate is critical (ECGMON_ALERT_BRADY_CRITICAL_BPM)."
+    )
+    alert_tachy_critical_bpm: float = Field(
+        180.0, gt=0, description="Tachycardia above this rate is critical (ECGMON_ALERT_TACHY_CRITICAL_BPM)."
+    )
+    alert_pause_critical_s: float = Field(
+        5.0, gt=0, description="A pause longer than this is critical (ECGMON_ALERT_PAUSE_CRITICAL_S)."
+    )
+    alert_pause_resolve_windows: int = Field(
+        1, ge=1, description="Windows without a pause that resolve a pause alert (ECGMON_ALERT_PAUSE_RESOLVE_WINDOWS)."
+    )
 
     # --- worker ---------------------------------------------------------------------------
-    worker_name: str = Field("", description="Worker tag in the pipeline measurement; empty = host-pid (ECGMON_WORKER_NAME).")
+    worker_name: str = Field(
+        "", description="Worker tag in the pipeline measurement; empty = host-pid (ECGMON_WORKER_NAME)."
+    )
     web_port: int = Field(6066, ge=1, le=65535, description="Faust web port, bound to 127.0.0.1 (ECGMON_WEB_PORT).")
-    health_interval_s: float = Field(5.0, gt=0, description="Seconds between pipeline health points (ECGMON_HEALTH_INTERVAL_S).")
+    health_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between pipeline health points (ECGMON_HEALTH_INTERVAL_S)."
+    )
     standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas (ECGMON_STANDBY_REPLICAS).")
-    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field("warn", description="Worker log level (ECGMON_LOG_LEVEL).")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
+        "warn", description="Worker log level (ECGMON_LOG_LEVEL)."
+    )
 
     # --- derived --------------------------------------------------------------------------
     @property

@@ -172,7 +172,9 @@ def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
     admin = kafka_admin(bootstrap)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing]
+        missing = [
+            NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
@@ -217,9 +219,7 @@ def influxd_binary() -> Path:
     """Path of Debian's influxd."""
     found = shutil.which("influxd") or ("/usr/bin/influxd" if Path("/usr/bin/influxd").exists() else None)
     if not found:
-        raise BinaryMissingError(
-            "influxd is not installed; run `sudo apt-get install -y influxdb` (or `make setup`)."
-        )
+        raise BinaryMissingError("influxd is not installed; run `sudo apt-get install -y influxdb` (or `make setup`).")
     return Path(found)
 
 
@@ -228,7 +228,9 @@ def _start_influxdb(settings: Settings) -> int:
     root.mkdir(parents=True, exist_ok=True)
     config = root / "influxdb.conf"
     rpc_port = free_port(settings.host)
-    config.write_text(_INFLUX_CONFIG.format(host=settings.host, port=settings.influx_port, rpc_port=rpc_port, root=root))
+    config.write_text(
+        _INFLUX_CONFIG.format(host=settings.host, port=settings.influx_port, rpc_port=rpc_port, root=root)
+    )
     return _spawn(settings, "influxdb", [str(influxd_binary()), "-config", str(config)])
 
 
@@ -312,7 +314,7 @@ def down(settings: Settings, only: Part | None = None) -> None:
 
 def status(settings: Settings) -> dict[str, PartStatus]:
     """Each part's pid (None when not running) and whether it answers."""
-    result = {}
+    result: dict[str, PartStatus] = {}
     for part in PARTS:
         pid = read_pid(settings, part)
         result[part] = PartStatus(healthy=pid is not None and _healthy(settings, part), pid=pid)

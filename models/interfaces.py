@@ -63,8 +63,6 @@ class Reconstructor(Protocol):
     window_samples: int
     units: str
 
-    def reconstruct(
-        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def reconstruct(self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """``lead_i [n, window_samples]`` in mV at ``fs_hz`` -> ``(mean, std)``, each ``[n, 11, window_samples]``."""
         ...

@@ -1,0 +1,37 @@
+"""Per-record scores in the CinC 2017 style: F1 per class, mean F1 over N/A/O, macro AUROC, confusion."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
+
+from models.interfaces import CLASSES
+
+
+def score(y_true: np.ndarray, probs: np.ndarray) -> dict[str, object]:
+    """``y_true [n]`` class indices, ``probs [n, 4]`` record probabilities -> the evaluation metric keys.
+
+    F1 is computed for every class (0.0 when a class is absent from both truth and prediction is
+    reported as ``None``); ``f1_mean_nao`` is the challenge's headline, the mean over N, A, O;
+    ``auroc_macro`` averages one-vs-rest AUROC over the classes present in ``y_true`` (with at least one
+    negative); ``confusion`` is rows = truth, columns = prediction, in ``CLASSES`` order.
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(probs).argmax(axis=1)
+    labels = list(range(len(CLASSES)))
+    f1_all = f1_score(y_true, pred, labels=labels, average=None, zero_division=0.0)
+    present = set(y_true.tolist()) | set(pred.tolist())
+    f1 = {c: (float(f1_all[i]) if i in present else None) for i, c in enumerate(CLASSES)}
+    nao = [f1[c] for c in ("N", "A", "O") if f1[c] is not None]
+    aucs = []
+    for i in labels:
+        pos = y_true == i
+        if pos.any() and (~pos).any():
+            aucs.append(float(roc_auc_score(pos, np.asarray(probs)[:, i])))
+    return {
+        "records": int(len(y_true)),
+        "f1": f1,
+        "f1_mean_nao": float(np.mean(nao)) if nao else None,
+        "auroc_macro": float(np.mean(aucs)) if aucs else None,
+        "confusion": confusion_matrix(y_true, pred, labels=labels).tolist(),
+    }

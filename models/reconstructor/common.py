@@ -1,0 +1,246 @@
+"""What every reconstructor shares: units, the metadata branch, MC-dropout inference, weight files.
+
+Units. Inputs are lead I windows in mV at ``fs_hz``; ``reconstruct`` standardises each window
+(zero mean, unit std) before the network, so any gain works. Outputs are each lead in **z units
+per window** (zero mean, unit standard deviation over the window), which is how ``ptbxl_z`` stores
+its targets and the only scale that can be judged on folders shipped without a mV scale. Pearson r
+is unchanged by that scale; RMSE is in z units.
+
+Uncertainty. ``std`` combines the spread of T Monte-Carlo-dropout passes (epistemic) with the mean
+of the per-sample variance the network predicts on each pass (aleatoric, trained by Gaussian NLL on
+a detached mean so it never pulls the mean away from the MSE fit). ``mc_mode`` chooses the full
+pass (the batch replicated T times through every dropout) or the cheap pass (trunk once with dropout
+off, only the dropout head sampled T times).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from ecgmon.errors import ConfigError, ModelError
+from models.interfaces import OUTPUT_LEADS, PatientMeta
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+UNITS = "z-score per lead per window (zero mean, unit std over the window); not mV"
+STD_FLOOR = 1e-3
+"""Smallest window std used when standardising, so a flat window does not divide by zero."""
+AGE_CENTRE_YEARS = 60.0
+AGE_SPREAD_YEARS = 20.0
+N_OUT = len(OUTPUT_LEADS)
+MCMode = Literal["full", "head"]
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """``x [..., samples]`` -> zero mean, unit std along the last axis (float32)."""
+    x = np.asarray(x, dtype=np.float32)
+    mu = x.mean(axis=-1, keepdims=True)
+    sd = np.maximum(x.std(axis=-1, keepdims=True), STD_FLOOR)
+    return ((x - mu) / sd).astype(np.float32)
+
+
+class MetaEncoder(nn.Module):
+    """Age and sex -> ``[n, dim]``; a learned vector stands in for each one that is unknown (NaN)."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.age = nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.age_unknown = nn.Parameter(torch.zeros(dim))
+        self.sex = nn.Embedding(3, dim)  # 0 male, 1 female, 2 unknown
+        self.mix = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.dim = dim
+
+    def forward(self, age_years: torch.Tensor, sex: torch.Tensor) -> torch.Tensor:
+        age_known = torch.isfinite(age_years)
+        age_z = torch.where(age_known, age_years, torch.full_like(age_years, AGE_CENTRE_YEARS))
+        age_z = (age_z - AGE_CENTRE_YEARS) / AGE_SPREAD_YEARS
+        a = self.age(age_z.unsqueeze(-1))
+        a = torch.where(age_known.unsqueeze(-1), a, self.age_unknown.expand_as(a))
+        s_idx = torch.where(torch.isfinite(sex), sex, torch.full_like(sex, 2.0)).round().clamp(0, 2).long()
+        return self.mix(torch.cat([a, self.sex(s_idx)], dim=-1))
+
+
+class TwoStageNet(nn.Module):
+    """A network split into ``trunk(x, age, sex) -> features`` and ``head(features) -> (mean, logvar)``.
+
+    The split is what lets the cheap MC variant run the trunk once and sample only the head.
+    """
+
+    def trunk(self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def head(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.trunk(x, age, sex))
+
+    def head_dropouts(self) -> list[nn.Dropout]:
+        """Dropout layers inside the head (sampled in both MC modes)."""
+        raise NotImplementedError
+
+
+def _set_dropout(module: nn.Module, active: bool) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.train(active)
+
+
+@dataclass
+class TorchReconstructor:
+    """A trained ``TwoStageNet`` behind the ``models.interfaces.Reconstructor`` protocol."""
+
+    net: TwoStageNet
+    name: str
+    version: str
+    fs_hz: float
+    window_samples: int
+    config: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    mc_mode: MCMode = "full"
+    units: str = UNITS
+
+    def __post_init__(self) -> None:
+        self.net.to(self.device).eval()
+
+    def _tensors(self, lead_i: np.ndarray, meta: PatientMeta) -> tuple[torch.Tensor, ...]:
+        x = np.asarray(lead_i)
+        if x.ndim != 2 or x.shape[1] != self.window_samples:
+            raise ConfigError(
+                f"lead_i has shape {x.shape}; {self.name} needs [n, {self.window_samples}] at {self.fs_hz:g} Hz."
+            )
+        n = x.shape[0]
+        age = np.asarray(meta.age_years, dtype=np.float32).reshape(-1)
+        sex = np.asarray(meta.sex, dtype=np.float32).reshape(-1)
+        if age.shape[0] != n or sex.shape[0] != n:
+            raise ConfigError(f"meta has {age.shape[0]} ages and {sex.shape[0]} sexes for {n} windows.")
+        pin = self.device.startswith("cuda")
+        ts = [torch.from_numpy(standardise(x)).unsqueeze(1), torch.from_numpy(age), torch.from_numpy(sex)]
+        return tuple((t.pin_memory() if pin else t).to(self.device, non_blocking=pin) for t in ts)
+
+    def reconstruct(
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``lead_i [n, window_samples]`` mV at ``fs_hz`` -> ``(mean, std)`` ``[n, 11, window_samples]`` z units.
+
+        ``samples <= 1`` is one deterministic pass whose std is the predicted aleatoric part only.
+        """
+        mean, epistemic_var, aleatoric_var = self.reconstruct_parts(lead_i, meta, samples)
+        return mean, np.sqrt(epistemic_var + aleatoric_var)
+
+    def reconstruct_parts(
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, epistemic variance, aleatoric variance)``, each ``[n, 11, window_samples]`` (z units, z^2).
+
+        Epistemic = variance of the T MC-dropout means (zeros when ``samples <= 1``); aleatoric = mean of
+        the predicted variances. Evaluation reports how each tracks the error.
+        """
+        x, age, sex = self._tensors(lead_i, meta)
+        cuda = self.device.startswith("cuda")
+        with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
+            parts = self._run(x, age, sex, int(samples))
+        mean, epi, alea = (p.float().cpu().numpy() for p in parts)
+        return mean, epi, alea
+
+    def _run(
+        self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor, t: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        net = self.net
+        net.eval()
+        n = x.shape[0]
+        if t <= 1:
+            mu, logvar = net(x, age, sex)
+            return mu, torch.zeros_like(mu), torch.exp(logvar.float())
+        try:
+            if self.mc_mode == "full":
+                _set_dropout(net, True)
+                mu, logvar = net(x.repeat(t, 1, 1), age.repeat(t), sex.repeat(t))
+            else:
+                feats = net.trunk(x, age, sex)
+                for d in net.head_dropouts():
+                    d.train(True)
+                mu, logvar = net.head(feats.repeat(t, *([1] * (feats.dim() - 1))))
+        finally:
+            _set_dropout(net, False)
+        mu = mu.float().reshape(t, n, *mu.shape[1:])
+        var = torch.exp(logvar.float()).reshape(t, n, *logvar.shape[1:])
+        return mu.mean(dim=0), mu.var(dim=0, unbiased=False), var.mean(dim=0)
+
+
+def save_weights(path: Path, state: nn.Module | dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """State dict and the config that rebuilds it (arch kwargs, rate, window, leads, version)."""
+    tensors = state.state_dict() if isinstance(state, nn.Module) else state
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": config, "state_dict": {k: v.detach().cpu() for k, v in tensors.items()}}, path)
+
+
+def load_weights(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(config, state_dict)`` from a weight file; a missing or broken file is a ``ModelError``."""
+    if not path.is_file():
+        raise ModelError(f"Weights {path} are missing; train them with `ecgmon train reconstructor` first.")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt file
+        raise ModelError(f"Weights {path} cannot be read ({exc}); retrain or restore the file.") from None
+    return blob["config"], blob["state_dict"]
+
+
+def device_or_default(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else as given."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+DEFAULT_FS_HZ = 100.0
+DEFAULT_WINDOW_SAMPLES = 1000
+VERSION = "1.0"
+
+
+def build_torch(
+    name: str,
+    net_cls: type[TwoStageNet],
+    *,
+    device: str,
+    weights: bool | Path,
+    mc_mode: MCMode,
+    arch: dict[str, Any] | None = None,
+) -> TorchReconstructor:
+    """Build ``net_cls`` and, unless ``weights`` is False, load ``reconstructor_<name>.pt`` (or the given path)."""
+    config: dict[str, Any] = {
+        "name": name,
+        "version": VERSION,
+        "fs_hz": DEFAULT_FS_HZ,
+        "window_samples": DEFAULT_WINDOW_SAMPLES,
+        "leads": list(OUTPUT_LEADS),
+        "units": UNITS,
+        "arch": dict(arch or {}),
+    }
+    state = None
+    if weights is not False:
+        path = WEIGHTS_DIR / f"reconstructor_{name}.pt" if weights is True else Path(weights)
+        config, state = load_weights(path)
+        if tuple(config.get("leads", ())) != OUTPUT_LEADS:
+            raise ModelError(f"Weights {path} output leads {config.get('leads')} differ from {OUTPUT_LEADS}.")
+    net = net_cls(**config["arch"])
+    if state is not None:
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ModelError(f"Weights for {name} do not fit the architecture: {exc}".splitlines()[0]) from None
+    return TorchReconstructor(
+        net,
+        name=name,
+        version=str(config["version"]),
+        fs_hz=float(config["fs_hz"]),
+        window_samples=int(config["window_samples"]),
+        config=config,
+        device=device_or_default(device),
+        mc_mode=mc_mode,
+    )

@@ -1,0 +1,94 @@
+"""Arrays the reconstructor trains and is judged on: 12 leads at the model rate, z-scored per record-lead.
+
+Training joins ``ptbxl_z/train`` (250 Hz, resampled to the model rate) and ``ptbxl100/train``
+(100 Hz mV); both become z units per record-lead after resampling, so they agree with each other
+and with what ``reconstruct`` returns. The joined arrays are cached as ``.npz`` under ``.cache/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from ecgmon.errors import DataError
+from models.datasets.ptbxl import TwelveLead, load_ptbxl100, load_ptbxl_z
+from models.reconstructor.common import standardise
+
+
+@dataclass
+class ZArrays:
+    """``x [n, 12, samples]`` z units at ``fs_hz`` with metadata; lead 0 is lead I, 1..11 the targets."""
+
+    x: np.ndarray
+    age: np.ndarray
+    sex: np.ndarray
+    record_ids: list[str]
+    fs_hz: float
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def resample(x: np.ndarray, fs_from_hz: float, fs_to_hz: float) -> np.ndarray:
+    """Polyphase resampling along the last axis (the rate ratio as a small fraction)."""
+    if fs_from_hz == fs_to_hz:
+        return x
+    r = Fraction(fs_to_hz / fs_from_hz).limit_denominator(1000)
+    return resample_poly(x, r.numerator, r.denominator, axis=-1).astype(np.float32)
+
+
+def to_z(t: TwelveLead, fs_hz: float, window_samples: int) -> ZArrays:
+    """Resample a ``TwelveLead`` to ``fs_hz``, keep the first ``window_samples``, z-score each record-lead."""
+    x = resample(t.signals, t.fs_hz, fs_hz)
+    if x.shape[-1] < window_samples:
+        raise DataError(
+            f"Records are {x.shape[-1] / fs_hz:g} s at {fs_hz:g} Hz; the model needs {window_samples / fs_hz:g} s."
+        )
+    x = standardise(x[..., :window_samples])
+    return ZArrays(x, t.age.astype(np.float32), t.sex.astype(np.float32), list(t.record_ids), fs_hz)
+
+
+def load_eval_folder(path: Path, split: str, fs_hz: float, window_samples: int) -> ZArrays:
+    """A ptbxl_z-style folder (``SPLIT_250hz.npy`` + ``SPLIT.csv``; scale file not needed) at the model rate."""
+    return to_z(load_ptbxl_z(Path(path), split, restore_mv=False), fs_hz, window_samples)
+
+
+def _cached(cache: Path, build: ZArrays | None = None) -> ZArrays | None:
+    if build is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, x=build.x.astype(np.float16), age=build.age, sex=build.sex,
+                 ids=np.array(build.record_ids), fs=build.fs_hz)
+        return build
+    if not cache.is_file():
+        return None
+    z = np.load(cache)
+    return ZArrays(z["x"].astype(np.float32), z["age"], z["sex"], [str(i) for i in z["ids"]], float(z["fs"]))
+
+
+def training_arrays(
+    ptbxl_z: Path, ptbxl100: Path | None, split: str, fs_hz: float, window_samples: int, cache_dir: Path
+) -> ZArrays:
+    """ptbxl_z SPLIT (+ ptbxl100 SPLIT when given) at ``fs_hz`` in z units, cached by source paths and rate."""
+    key = hashlib.sha1(f"{Path(ptbxl_z).resolve()}|{ptbxl100 and Path(ptbxl100).resolve()}|{split}|{fs_hz}|"
+                       f"{window_samples}".encode()).hexdigest()[:12]
+    cache = cache_dir / f"reconstructor_{split}_{key}.npz"
+    hit = _cached(cache)
+    if hit is not None:
+        return hit
+    parts = [to_z(load_ptbxl_z(Path(ptbxl_z), split, restore_mv=False), fs_hz, window_samples)]
+    if ptbxl100 is not None:
+        parts.append(to_z(load_ptbxl100(Path(ptbxl100), split), fs_hz, window_samples))
+    joined = ZArrays(
+        np.concatenate([p.x for p in parts]),
+        np.concatenate([p.age for p in parts]),
+        np.concatenate([p.sex for p in parts]),
+        [i for p in parts for i in p.record_ids],
+        fs_hz,
+    )
+    _cached(cache, joined)
+    return joined

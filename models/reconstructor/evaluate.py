@@ -1,0 +1,138 @@
+"""Judge the committed reconstructors on a folder of 12-lead records, baselines in the same run.
+
+All scores compare like with like: the truth and the reconstruction are both at the model rate
+(100 Hz for the shipped weights; the 250 Hz ptbxl_z arrays are resampled with resample_poly) and in
+z units per record-lead (each window's lead standardised), so Pearson r is the usual one and RMSE is
+in z units. Per-lead figures are means over records.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgmon.errors import ConfigError
+from models.interfaces import OUTPUT_LEADS, PatientMeta, Reconstructor
+from models.reconstructor.data import ZArrays, load_eval_folder, to_z
+from models.reconstructor.metrics import pearson, rmse, uncertainty_error_spearman
+
+DATASETS = ("ptbxl_z", "ptbxl100", "ludb", "cinc2021", "cpsc2018")
+
+
+def load_dataset(dataset: str, path: Path, split: str, fs_hz: float, window_samples: int) -> ZArrays:
+    """Any supported folder -> z-unit arrays at the model rate (``split`` matters for the ptbxl layouts)."""
+    from models.datasets import ptbxl, wfdb12
+
+    if dataset == "ptbxl_z":
+        return load_eval_folder(path, split, fs_hz, window_samples)
+    if dataset == "ptbxl100":
+        return to_z(ptbxl.load_ptbxl100(path, split), fs_hz, window_samples)
+    loaders = {"ludb": wfdb12.load_ludb, "cinc2021": wfdb12.load_cinc2021, "cpsc2018": wfdb12.load_cpsc2018}
+    if dataset not in loaders:
+        raise ConfigError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
+    return to_z(loaders[dataset](path, window_s=window_samples / fs_hz), fs_hz, window_samples)
+
+
+def run_batched(
+    model: Reconstructor, data: ZArrays, samples: int, *, unknown_meta: bool = False, batch_size: int = 32,
+    parts: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """``(mean, std)`` (or ``(mean, epistemic_var, aleatoric_var)`` with ``parts``) over all records."""
+    outs: list[tuple[np.ndarray, ...]] = []
+    for i in range(0, len(data), batch_size):
+        sl = slice(i, i + batch_size)
+        n = len(data.x[sl])
+        meta = PatientMeta.unknown(n) if unknown_meta else PatientMeta(data.age[sl], data.sex[sl])
+        if parts:
+            outs.append(model.reconstruct_parts(data.x[sl, 0], meta, samples))  # type: ignore[attr-defined]
+        else:
+            outs.append(model.reconstruct(data.x[sl, 0], meta, samples))
+    return tuple(np.concatenate(k) for k in zip(*outs, strict=True))
+
+
+def scores(y: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> dict[str, Any]:
+    """Per-lead mean Pearson r and RMSE, their means over the 11 leads, and Spearman(std, RMSE)."""
+    r, e = pearson(y, mean), rmse(y, mean)
+    out: dict[str, Any] = {
+        "pearson_r": {lead: float(r[:, k].mean()) for k, lead in enumerate(OUTPUT_LEADS)},
+        "pearson_r_mean": float(r.mean()),
+        "rmse": {lead: float(e[:, k].mean()) for k, lead in enumerate(OUTPUT_LEADS)},
+        "rmse_mean": float(e.mean()),
+    }
+    if std is not None:
+        out["uncertainty_error_spearman"] = uncertainty_error_spearman(std, e)
+    return out
+
+
+def _timed(fn: Callable[[], tuple[np.ndarray, ...]]) -> tuple[tuple[np.ndarray, ...], float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def evaluate(
+    path: Path, split: str, *, dataset: str = "ptbxl_z", mc_samples: int | None = None, device: str = "cpu",
+    model: str = "dual_branch", progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """The issue's evaluation JSON for ``model`` on ``path``/``split``, with U-Net and linear baselines."""
+    from ecgmon.settings import get_settings
+    from models import registry
+
+    say = progress or (lambda _msg: None)
+    t = int(mc_samples if mc_samples is not None else get_settings().mc_samples)
+    main = registry.load(model, device=device)
+    data = load_dataset(dataset, Path(path), split, main.fs_hz, main.window_samples)
+    y = data.x[:, 1:]
+    say(f"{model}: full MC pass, T={t}, {len(data)} records")
+    (mean, epi, alea), sec_full = _timed(lambda: run_batched(main, data, t, parts=True))
+    std = np.sqrt(epi + alea)
+    result: dict[str, Any] = {"records": len(data), **scores(y, mean, std), "mc_samples": t}
+    e = rmse(y, mean)
+    variants: dict[str, Any] = {
+        "full": {"seconds": sec_full, "pearson_r_mean": result["pearson_r_mean"],
+                 "uncertainty_error_spearman": result["uncertainty_error_spearman"],
+                 "spearman_epistemic_only": uncertainty_error_spearman(np.sqrt(epi), e),
+                 "spearman_aleatoric_only": uncertainty_error_spearman(np.sqrt(alea), e)},
+    }
+    if hasattr(main, "mc_mode"):
+        say(f"{model}: cheap MC pass (trunk once, head sampled)")
+        main.mc_mode = "head"
+        (m_h, epi_h, alea_h), sec_head = _timed(lambda: run_batched(main, data, t, parts=True))
+        e_h = rmse(y, m_h)
+        variants["head"] = {"seconds": sec_head, "pearson_r_mean": float(pearson(y, m_h).mean()),
+                            "uncertainty_error_spearman": uncertainty_error_spearman(np.sqrt(epi_h + alea_h), e_h),
+                            "spearman_epistemic_only": uncertainty_error_spearman(np.sqrt(epi_h), e_h)}
+        main.mc_mode = "full"
+        (m_1, _, a_1), sec_1 = _timed(lambda: run_batched(main, data, 1, parts=True))
+        variants["deterministic"] = {"seconds": sec_1, "pearson_r_mean": float(pearson(y, m_1).mean()),
+                                     "uncertainty_error_spearman": uncertainty_error_spearman(
+                                         np.sqrt(a_1), rmse(y, m_1))}
+    say(f"{model}: metadata ablation (age and sex unknown)")
+    m_nm, _ = run_batched(main, data, t, unknown_meta=True)
+    r_nm = pearson(y, m_nm)
+    result["baselines"] = {}
+    for name in ("unet", "linear"):
+        if name == model:
+            continue
+        say(f"baseline {name}")
+        base = registry.load(name, device=device)
+        m_b, s_b = run_batched(base, data, t)
+        sb = scores(y, m_b, s_b)
+        result["baselines"][name] = {"pearson_r_mean": sb["pearson_r_mean"], "rmse_mean": sb["rmse_mean"],
+                                     "pearson_r": sb["pearson_r"],
+                                     "uncertainty_error_spearman": sb["uncertainty_error_spearman"]}
+    result["metadata_ablation"] = {
+        "pearson_r_mean_without_metadata": float(r_nm.mean()),
+        "pearson_r_without_metadata": {lead: float(r_nm[:, k].mean()) for k, lead in enumerate(OUTPUT_LEADS)},
+    }
+    result["mc_variants"] = variants
+    result["model"] = model
+    result["dataset"] = dataset
+    result["fs_hz"] = main.fs_hz
+    result["window_samples"] = main.window_samples
+    result["units"] = main.units
+    return result

@@ -1,0 +1,90 @@
+"""Baseline: one linear FIR filter per output lead from lead I, fitted by least squares on training data.
+
+Centred taps (non-causal, ``taps`` samples) over the standardised lead I; the std it returns is the
+per-lead residual RMS on the training data, constant over time (it has no dropout to sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.interfaces import OUTPUT_LEADS, PatientMeta
+from models.reconstructor.common import (
+    DEFAULT_FS_HZ,
+    DEFAULT_WINDOW_SAMPLES,
+    UNITS,
+    VERSION,
+    WEIGHTS_DIR,
+    load_weights,
+    standardise,
+)
+from models.registry import register
+
+DEFAULT_TAPS = 61
+RIDGE = 1e-3
+
+
+def _lagged(x: np.ndarray, taps: int) -> np.ndarray:
+    """``x [n, L]`` -> ``[n, L, taps]`` of centred, zero-padded lags."""
+    half = taps // 2
+    xp = np.pad(x, ((0, 0), (half, taps - 1 - half)))
+    return np.lib.stride_tricks.sliding_window_view(xp, taps, axis=1)
+
+
+def fit_fir(x: np.ndarray, taps: int = DEFAULT_TAPS) -> tuple[np.ndarray, np.ndarray]:
+    """``x [n, 12, L]`` z units -> ``(coef [11, taps + 1], resid_std [11])`` by ridge least squares."""
+    lag = _lagged(x[:, 0], taps).reshape(-1, taps).astype(np.float64)
+    design = np.concatenate([lag, np.ones((lag.shape[0], 1))], axis=1)
+    gram = design.T @ design + RIDGE * np.eye(taps + 1)
+    y = x[:, 1:].transpose(0, 2, 1).reshape(-1, len(OUTPUT_LEADS)).astype(np.float64)
+    coef = np.linalg.solve(gram, design.T @ y).T
+    resid = y - design @ coef.T
+    return coef.astype(np.float32), resid.std(axis=0).astype(np.float32)
+
+
+@dataclass
+class LinearReconstructor:
+    """Per-lead FIR from lead I; satisfies ``models.interfaces.Reconstructor``."""
+
+    coef: np.ndarray
+    resid_std: np.ndarray
+    name: str = "linear"
+    version: str = VERSION
+    fs_hz: float = DEFAULT_FS_HZ
+    window_samples: int = DEFAULT_WINDOW_SAMPLES
+    units: str = UNITS
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def reconstruct(
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``lead_i [n, window_samples]`` mV -> ``(mean, std)`` ``[n, 11, window_samples]``; ``meta`` unused."""
+        taps = self.coef.shape[1] - 1
+        lag = _lagged(standardise(lead_i), taps)
+        mean = np.einsum("nlt,kt->nkl", lag, self.coef[:, :taps]) + self.coef[:, taps][None, :, None]
+        std = np.broadcast_to(self.resid_std[None, :, None], mean.shape).copy()
+        return mean.astype(np.float32), std.astype(np.float32)
+
+
+@register("linear")
+def build(*, device: str = "cpu", weights: bool | Path = True) -> LinearReconstructor:
+    """The linear baseline; ``weights=False`` gives an identity-like filter for shape tests."""
+    del device  # numpy only
+    if weights is False:
+        coef = np.zeros((len(OUTPUT_LEADS), DEFAULT_TAPS + 1), dtype=np.float32)
+        coef[:, DEFAULT_TAPS // 2] = 1.0
+        return LinearReconstructor(coef, np.ones(len(OUTPUT_LEADS), dtype=np.float32))
+    path = WEIGHTS_DIR / "reconstructor_linear.pt" if weights is True else Path(weights)
+    config, state = load_weights(path)
+    return LinearReconstructor(
+        state["coef"].numpy(),
+        state["resid_std"].numpy(),
+        version=str(config["version"]),
+        fs_hz=float(config["fs_hz"]),
+        window_samples=int(config["window_samples"]),
+        config=config,
+    )

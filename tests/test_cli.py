@@ -1,0 +1,34 @@
+"""The command line: help works, user errors end in one line and exit 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ecgmon.cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_commands() -> None:
+    out = _run("--help").stdout
+    for command in ("up", "down", "status", "settings", "train", "eval"):
+        assert command in out
+
+
+def test_bad_option_value_is_one_line() -> None:
+    result = _run("up", "--only", "zookeeper")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "ConfigError: --only 'zookeeper' is unknown; use kafka or influxdb."
+
+
+def test_settings_masks_secrets() -> None:
+    import os
+
+    env = {**os.environ, "ECGMON_INFLUX_TOKEN": "s3cr3t-token", "COLUMNS": "250"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ecgmon.cli.main", "settings"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0
+    assert "ECGMON_ALERT_BRADY_BPM" in result.stdout
+    assert "s3cr3t-token" not in result.stdout
