@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     reconstruction_every_k: int = Field(
         6, ge=1, description="k for the every_k policy (ECGMON_RECONSTRUCTION_EVERY_K)."
     )
+    model_weights: bool = Field(
+        True, description="Load the committed weights; false builds untrained models, for tests (ECGMON_MODEL_WEIGHTS)."
+    )
+    lead_off_flat_mv: float = Field(
+        0.05, gt=0, description="A window whose peak-to-peak is below this many mV is lead-off (ECGMON_LEAD_OFF_FLAT_MV)."
+    )
+    lead_off_clip_fraction: float = Field(
+        0.2, gt=0, le=1, description="Share of samples at the extremes that means saturation (ECGMON_LEAD_OFF_CLIP_FRACTION)."
+    )
 
     # --- alerts (every threshold of the alert engine) -----------------------------------
     alert_af_k: int = Field(3, ge=1, description="AF opens when k of the last n windows are AF (ECGMON_ALERT_AF_K).")
@@ -205,6 +214,62 @@ class Settings(BaseSettings):
     standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas (ECGMON_STANDBY_REPLICAS).")
     log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
         "warn", description="Worker log level (ECGMON_LOG_LEVEL)."
+    )
+    worker_web: bool = Field(
+        False, description="Serve Faust's web views on 127.0.0.1:web_port; never on all interfaces (ECGMON_WORKER_WEB)."
+    )
+    deadletter_keep_bytes: int = Field(
+        262_144, ge=0, description="Original bytes kept in a dead-letter envelope (ECGMON_DEADLETTER_KEEP_BYTES)."
+    )
+
+    # --- simulators -----------------------------------------------------------------------
+    sim_fs_hz: float = Field(
+        250.0, ge=50, le=2000, description="Rate of synthetic and ltafdb-rendered windows, Hz (ECGMON_SIM_FS_HZ)."
+    )
+    sim_noise_mv: float = Field(0.02, ge=0, description="White noise on synthetic signals, mV (ECGMON_SIM_NOISE_MV).")
+    sim_event_rate_per_h: float = Field(
+        2.0, ge=0, description="Rhythm events per hour of a synthetic patient (ECGMON_SIM_EVENT_RATE_PER_H)."
+    )
+    sim_artefact_rate_per_h: float = Field(
+        2.0, ge=0, description="Motion bursts and electrode-off spans per hour (ECGMON_SIM_ARTEFACT_RATE_PER_H)."
+    )
+    sim_clock_jitter_ms: float = Field(
+        20.0, ge=0, description="SD of each device's constant clock error, ms (ECGMON_SIM_CLOCK_JITTER_MS)."
+    )
+    sim_send_jitter_ms: float = Field(
+        50.0, ge=0, description="Each window leaves its device up to this late, wall ms (ECGMON_SIM_SEND_JITTER_MS)."
+    )
+    sim_late_s: float = Field(
+        30.0, gt=0, description="How late a 'late' window arrives, simulated seconds (ECGMON_SIM_LATE_S)."
+    )
+    sim_max_in_flight: int = Field(
+        2000, ge=1, description="Unacknowledged sends before the simulator waits (ECGMON_SIM_MAX_IN_FLIGHT)."
+    )
+    sim_linger_ms: int = Field(20, ge=0, description="Producer linger before a batch leaves (ECGMON_SIM_LINGER_MS).")
+    sim_batch_bytes: int = Field(
+        262_144, ge=1024, description="Producer batch size per partition, bytes (ECGMON_SIM_BATCH_BYTES)."
+    )
+    sim_idempotence: bool = Field(
+        False, description="Idempotent producer; the embedded Tansu refuses it, Kafka accepts it (ECGMON_SIM_IDEMPOTENCE)."
+    )
+
+    # --- dashboards and demo --------------------------------------------------------------
+    grafana_url: str = Field("", description="Grafana that `ecgmon dashboards push` writes to (ECGMON_GRAFANA_URL).")
+    grafana_token: SecretStr = Field(
+        SecretStr(""), description="Grafana service-account token for push, never logged (ECGMON_GRAFANA_TOKEN)."
+    )
+    demo_report_dir: Path = Field(
+        Path("reports"), description="Where `ecgmon demo` writes its HTML report (ECGMON_DEMO_REPORT_DIR)."
+    )
+    demo_worker_ready_s: float = Field(
+        180.0, gt=0, description="Seconds the demo allows the worker to start (ECGMON_DEMO_WORKER_READY_S)."
+    )
+    demo_drain_s: float = Field(
+        120.0, gt=0, description="Seconds the demo waits for the last predictions (ECGMON_DEMO_DRAIN_S)."
+    )
+    live_refresh_s: float = Field(1.0, gt=0, description="Refresh period of the live view (ECGMON_LIVE_REFRESH_S).")
+    demo_event_rate_per_h: float = Field(
+        90.0, gt=0, description="Synthetic events per hour in `ecgmon demo` (ECGMON_DEMO_EVENT_RATE_PER_H)."
     )
 
     # --- derived --------------------------------------------------------------------------

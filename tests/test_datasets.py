@@ -19,9 +19,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def _subset_ptbxl(src: Path, dst: Path, split: str, suffix: str, rows: int) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for tail in (suffix, "scale"):
-        f = src / f"{split}_{tail}.npy"
-        if f.is_file():
-            np.save(dst / f.name, np.load(f)[:rows])
+        npy = src / f"{split}_{tail}.npy"
+        if npy.is_file():
+            np.save(dst / npy.name, np.load(npy)[:rows])
     with (src / f"{split}.csv").open(newline="") as f:
         lines = list(csv.reader(f))[: rows + 1]
     with (dst / f"{split}.csv").open("w", newline="") as f:

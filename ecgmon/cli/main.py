@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ecgmon.cli import stack
+from ecgmon.cli import alerts, dashboards, demo, simulate, stack, worker
 from ecgmon.errors import EcgmonError
 
 app = typer.Typer(
@@ -29,11 +29,16 @@ app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
 app.command("settings")(stack.show_settings)
+app.command("worker")(worker.worker)
+app.command("simulate")(simulate.simulate)
+app.command("demo")(demo.demo)
+eval_app.command("alerts")(alerts.evaluate)
 
 
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(plot_app, name="plot")
+app.add_typer(dashboards.app, name="dashboards")
 
 
 def run() -> None:

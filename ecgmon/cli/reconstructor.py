@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ecgmon.errors import ConfigError, DataError
 
@@ -20,7 +20,9 @@ _DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 ModelOpt = Annotated[str, typer.Option("--model", help="dual_branch (the method), unet or linear.")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="ptbxl_z, ptbxl100, ludb, cinc2021 or cpsc2018.")]
 PathOpt = Annotated[Path, typer.Option("--path", help="Folder laid out like ../shared/data/<dataset>.")]
-SplitOpt = Annotated[str, typer.Option("--split", help="Split name for ptbxl layouts (reads NAME_250hz.npy, NAME.csv).")]
+SplitOpt = Annotated[
+    str, typer.Option("--split", help="Split name for ptbxl layouts (reads NAME_250hz.npy, NAME.csv).")
+]
 SamplesOpt = Annotated[
     Optional[int], typer.Option("--mc-samples", help="MC dropout passes; default ECGMON_MC_SAMPLES.")  # noqa: UP045
 ]
@@ -29,12 +31,16 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or a
 
 def train(
     model: Annotated[str, typer.Argument(help="dual_branch, unet, linear or all.")] = "all",
-    ptbxl_z: Annotated[Path, typer.Option("--ptbxl-z", help="ptbxl_z-style folder (train split).")] = _DATA / "ptbxl_z",
+    ptbxl_z: Annotated[Path, typer.Option("--ptbxl-z", help="ptbxl_z-style folder (train split).")] = _DATA
+    / "ptbxl_z",
     ptbxl100: Annotated[
-        Optional[Path], typer.Option("--ptbxl100", help="ptbxl100-style folder added to training; '' to skip.")  # noqa: UP045
+        Path | None,
+        typer.Option("--ptbxl100", help="ptbxl100-style folder added to training; '' to skip."),
     ] = _DATA / "ptbxl100",
     epochs: Annotated[int, typer.Option(help="Epochs of the one-cycle schedule.")] = 16,
-    max_minutes: Annotated[float, typer.Option(help="Stop after the epoch that passes this wall time.")] = 30.0,
+    max_minutes: Annotated[
+        float, typer.Option(help="Stop after the epoch that passes this wall time.")
+    ] = 30.0,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
     threads: Annotated[int, typer.Option(help="Torch threads (1 leaves room for other jobs).")] = 1,
@@ -60,16 +66,32 @@ def train(
     console = Console()
     for name in names:
         cfg = TrainConfig(
-            name, ptbxl_z=ptbxl_z, ptbxl100=ptbxl100 if ptbxl100 and str(ptbxl100) else None,
-            select_path=ptbxl100 if ptbxl100 and str(ptbxl100) else None, epochs=epochs, max_minutes=max_minutes,
-            batch_size=batch_size, lr=lr, threads=threads, seed=seed, run_dir=run_dir, out=out,
+            name,
+            ptbxl_z=ptbxl_z,
+            ptbxl100=ptbxl100 if ptbxl100 and str(ptbxl100) else None,
+            select_path=ptbxl100 if ptbxl100 and str(ptbxl100) else None,
+            epochs=epochs,
+            max_minutes=max_minutes,
+            batch_size=batch_size,
+            lr=lr,
+            threads=threads,
+            seed=seed,
+            run_dir=run_dir,
+            out=out,
         )
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                      TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task(f"train {name}", total=1 if name == "linear" else epochs, info="")
 
-            def on_epoch(row: dict[str, object], task: int = task) -> None:
-                info = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+            def on_epoch(row: dict[str, object], task: TaskID = task) -> None:
+                info = " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                )
                 bar.update(task, advance=1, info=info)
 
             summary = train_model(cfg, on_epoch)
@@ -86,14 +108,25 @@ def evaluate(
     mc_samples: SamplesOpt = None,
     model: ModelOpt = "dual_branch",
     device: DeviceOpt = "cpu",
+    cost: Annotated[
+        bool, typer.Option("--cost/--no-cost", help="Time each MC variant (median of 3 batches of 32).")
+    ] = True,
 ) -> None:
     """Score the committed reconstructor and both baselines on a folder; print and write the JSON."""
     from models.reconstructor.evaluate import evaluate as run
 
     console = Console(stderr=True)
     with console.status("evaluating") as status:
-        result = run(path, split, dataset=dataset, mc_samples=mc_samples, device=device, model=model,
-                     progress=lambda msg: status.update(msg))
+        result = run(
+            path,
+            split,
+            dataset=dataset,
+            mc_samples=mc_samples,
+            device=device,
+            model=model,
+            progress=lambda msg: status.update(msg),
+            measure_cost=cost,
+        )
     text = json.dumps(result, indent=2)
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +135,9 @@ def evaluate(
 
 
 def plot(
-    record: Annotated[str, typer.Option("--record", help="Record id from the CSV/RECORDS, or a row number.")] = "0",
+    record: Annotated[
+        str, typer.Option("--record", help="Record id from the CSV/RECORDS, or a row number.")
+    ] = "0",
     dataset: DatasetOpt = "ptbxl_z",
     path: PathOpt = _DATA / "ptbxl_z",
     split: SplitOpt = "val",

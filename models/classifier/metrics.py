@@ -22,7 +22,7 @@ def score(y_true: np.ndarray, probs: np.ndarray) -> dict[str, object]:
     f1_all = f1_score(y_true, pred, labels=labels, average=None, zero_division=0.0)
     present = set(y_true.tolist()) | set(pred.tolist())
     f1 = {c: (float(f1_all[i]) if i in present else None) for i, c in enumerate(CLASSES)}
-    nao = [f1[c] for c in ("N", "A", "O") if f1[c] is not None]
+    nao = [v for c in ("N", "A", "O") if (v := f1[c]) is not None]
     aucs = []
     for i in labels:
         pos = y_true == i

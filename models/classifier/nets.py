@@ -88,7 +88,13 @@ class Backbone(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, self.tokens, cfg.d_model))
         nn.init.normal_(self.pos, std=0.02)
         layer = nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.heads, 2 * cfg.d_model, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+            cfg.d_model,
+            cfg.heads,
+            2 * cfg.d_model,
+            cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.d_model)
@@ -163,18 +169,22 @@ class StudentNet(nn.Module):
         d = cfg.d_model
         td = teacher_d or d
         self.backbone = Backbone(cfg)
-        layer = nn.TransformerEncoderLayer(d, cfg.heads, 2 * d, cfg.dropout, activation="gelu", batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d, cfg.heads, 2 * d, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.reconstruct = nn.TransformerEncoder(layer, cfg.recon_layers, enable_nested_tensor=False)
         self.to_teacher = nn.Linear(d, td)
         self.from_teacher = nn.Linear(td, d)
         self.cross = nn.MultiheadAttention(d, cfg.heads, dropout=cfg.dropout, batch_first=True)
         self.norm_q = nn.LayerNorm(d)
         self.norm_kv = nn.LayerNorm(d)
-        self.ffn = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(2 * d, d))
+        self.ffn = nn.Sequential(
+            nn.LayerNorm(d), nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(2 * d, d)
+        )
         self.head = _Head(d, cfg.n_classes, cfg.head_dropout)
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[n, 1, samples]`` -> ``(logits [n, classes], reconstructed teacher tokens [n, tokens, teacher_d])``."""
+        """``[n, 1, samples]`` -> ``(logits [n, classes], teacher tokens [n, tokens, teacher_d])``."""
         own = self.backbone(x)
         recon = self.to_teacher(self.reconstruct(own))
         kv = self.norm_kv(self.from_teacher(recon))

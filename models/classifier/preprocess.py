@@ -51,7 +51,9 @@ def record_windows(signal: np.ndarray, window_samples: int, hop_samples: int) ->
         raise ValueError(f"window_samples and hop_samples must be >= 1, got {window_samples}, {hop_samples}.")
     n = signal.shape[-1]
     if n < window_samples:
-        pad = np.broadcast_to(np.median(signal, axis=-1, keepdims=True), (*signal.shape[:-1], window_samples - n))
+        pad = np.broadcast_to(
+            np.median(signal, axis=-1, keepdims=True), (*signal.shape[:-1], window_samples - n)
+        )
         return np.concatenate([signal, pad], axis=-1)[None]
     starts = list(range(0, n - window_samples + 1, hop_samples))
     if starts[-1] != n - window_samples:

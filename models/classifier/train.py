@@ -17,8 +17,9 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def random_crops(bank: RecordBank, idx: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """One random ``samples``-long crop (padded if the record is shorter) per record in ``idx`` -> ``[k, samples]``."""
+    """A random ``samples``-long crop (padded if shorter) per record in ``idx`` -> ``[k, samples]``."""
     out = np.empty((len(idx), samples), dtype=np.float32)
     for j, i in enumerate(idx):
         sig = bank.signal(int(i))
@@ -141,7 +142,7 @@ Log = Callable[[str], None]
 
 
 def run(cfg: TrainConfig, log: Log = print) -> Path:
-    """Train ``cfg.kind`` (resuming from its checkpoint if one exists) and write its weights; returns their path."""
+    """Train ``cfg.kind`` (resuming from its checkpoint) and write its weights; returns their path."""
     if cfg.kind not in ("teacher", "student", "baseline"):
         raise ValueError(f"kind must be teacher, student or baseline, got {cfg.kind!r}.")
     torch.set_num_threads(cfg.threads)
@@ -162,7 +163,9 @@ def _save_weights(cfg: TrainConfig, net: nn.Module, net_cfg: NetConfig, extra: d
     path = Path(cfg.weights_dir) / f"classifier_{cfg.kind}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"kind": cfg.kind, "fs_hz": cfg.fs_hz, "window_samples": samples_of(cfg), **extra}
-    torch.save({"state_dict": net.state_dict(), "net_config": net_cfg.to_dict(), "meta": json.dumps(meta)}, path)
+    torch.save(
+        {"state_dict": net.state_dict(), "net_config": net_cfg.to_dict(), "meta": json.dumps(meta)}, path
+    )
     return path
 
 
@@ -171,7 +174,9 @@ def samples_of(cfg: TrainConfig) -> int:
     return cfg.window_samples
 
 
-def _resume(path: Path, net: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler) -> int:
+def _resume(
+    path: Path, net: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler
+) -> int:
     if not path.is_file():
         return 0
     ck = torch.load(path, map_location="cpu", weights_only=False)
@@ -182,11 +187,22 @@ def _resume(path: Path, net: nn.Module, opt: torch.optim.Optimizer, sched: torch
     return int(ck["epoch"])
 
 
-def _checkpoint(path: Path, net: nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler, epoch: int) -> None:
+def _checkpoint(
+    path: Path,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    epoch: int,
+) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
-        {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
-         "torch_rng": torch.get_rng_state()},
+        {
+            "net": net.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "epoch": epoch,
+            "torch_rng": torch.get_rng_state(),
+        },
         tmp,
     )
     tmp.replace(path)
@@ -222,16 +238,22 @@ def _fit_teacher(cfg: TrainConfig, out: Path, tr: TwelveLeadSet, va: TwelveLeadS
     return _save_weights(cfg, net, net_cfg, {"ptbxl_val": m, "epochs": cfg.epochs})
 
 
-def _log_epoch(out: Path, log: Log, epoch: int, loss: float, secs: float, metrics: dict[str, dict[str, object]]) -> None:
+def _log_epoch(
+    out: Path, log: Log, epoch: int, loss: float, secs: float, metrics: dict[str, dict[str, object]]
+) -> None:
     row = {"epoch": epoch + 1, "loss": loss, "seconds": secs, **metrics}
     with (out / "history.jsonl").open("a") as f:
         f.write(json.dumps(row) + "\n")
-    parts = [f"{k} F1nao {v['f1_mean_nao']:.3f} F1A {v['f1']['A']:.3f} AUROC {v['auroc_macro']:.3f}"  # type: ignore[index]
-             for k, v in metrics.items()]
+    parts = [
+        f"{k} F1nao {v['f1_mean_nao']:.3f} F1A {v['f1']['A']:.3f} AUROC {v['auroc_macro']:.3f}"  # type: ignore[index]
+        for k, v in metrics.items()
+    ]
     log(f"epoch {epoch + 1} loss {loss:.4f} {secs:.0f}s | " + " | ".join(parts))
 
 
-def _fit_single(cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: TwelveLeadSet, log: Log) -> Path:
+def _fit_single(
+    cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: TwelveLeadSet, log: Log
+) -> Path:
     samples = cfg.window_samples
     bank = cinc_bank(Path(cfg.cinc2017), cfg.fs_hz, Path(cfg.cache_dir))
     held = stratified_holdout(bank.names, bank.y, cfg.val_fraction, cfg.split_seed)
@@ -263,8 +285,10 @@ def _fit_single(cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: 
     start = _resume(out / "ckpt.pt", net, opt, sched)
     w_cinc = class_weights(train_bank.y, net_cfg.n_classes)
     w_twelve = class_weights(twelve.y, net_cfg.n_classes)
-    log(f"{cfg.kind}: {len(train_bank.names)} cinc2017 train records, {len(held)} held out, "
-        f"{len(twelve.y)} 12-lead records, {sum(p.numel() for p in net.parameters())} parameters")
+    log(
+        f"{cfg.kind}: {len(train_bank.names)} cinc2017 train records, {len(held)} held out, "
+        f"{len(twelve.y)} 12-lead records, {sum(p.numel() for p in net.parameters())} parameters"
+    )
     for epoch in range(start, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         order = rng.permutation(len(train_bank.names))
@@ -283,12 +307,14 @@ def _fit_single(cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: 
             if isinstance(net, StudentNet):
                 logits, recon = net.forward_all(x)
                 assert feats is not None
-                feat_loss = F.mse_loss(recon[len(idx):], torch.from_numpy(feats[tidx]))
+                feat_loss = F.mse_loss(recon[len(idx) :], torch.from_numpy(feats[tidx]))
             else:
                 logits, feat_loss = net(x), torch.zeros(())
-            loss = (F.cross_entropy(logits[: len(idx)], yc, weight=w_cinc)
-                    + cfg.twelve_cls_weight * F.cross_entropy(logits[len(idx):], yt, weight=w_twelve)
-                    + cfg.feat_weight * feat_loss)
+            loss = (
+                F.cross_entropy(logits[: len(idx)], yc, weight=w_cinc)
+                + cfg.twelve_cls_weight * F.cross_entropy(logits[len(idx) :], yt, weight=w_twelve)
+                + cfg.feat_weight * feat_loss
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -296,7 +322,10 @@ def _fit_single(cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: 
             sched.step()
             total += float(loss.detach())
         rec = aggregate(_softmax(_logits(net, vx)), vowner, len(held))
-        metrics = {"cinc_val": score(val_bank.y, rec), "ptbxl_val_lead_i": score(twelve_val.y, _softmax(_logits(net, tx_val)))}
+        metrics = {
+            "cinc_val": score(val_bank.y, rec),
+            "ptbxl_val_lead_i": score(twelve_val.y, _softmax(_logits(net, tx_val))),
+        }
         _log_epoch(out, log, epoch, total / steps, time.time() - t0, metrics)
         _checkpoint(out / "ckpt.pt", net, opt, sched, epoch + 1)
     rec = aggregate(_softmax(_logits(net, vx)), vowner, len(held))
@@ -309,13 +338,16 @@ def main() -> None:
 
     args = sys.argv[1:]
     if not args:
-        raise SystemExit("usage: python -m models.classifier.train teacher|student|baseline [--field value ...]")
-    kw: dict[str, object] = {"kind": args[0]}
+        raise SystemExit(
+            "usage: python -m models.classifier.train teacher|student|baseline [--field value ...]"
+        )
+    kw: dict[str, Any] = {}
     types = {k: type(v) for k, v in asdict(TrainConfig(kind="x")).items()}
     for key, val in zip(args[1::2], args[2::2], strict=True):
         name = key.lstrip("-").replace("-", "_")
         kw[name] = types[name](val)
-    path = run(TrainConfig(**kw), log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
+    cfg = replace(TrainConfig(kind=args[0]), **kw)
+    path = run(cfg, log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
     print("weights:", path, flush=True)
 
 

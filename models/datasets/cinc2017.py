@@ -69,7 +69,9 @@ def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) ->
     """Every record listed in ``REFERENCE.csv`` (or only ``records``), resampled to ``fs_hz``."""
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"Dataset folder {path} does not exist; pass a folder laid out like ../shared/data/cinc2017.")
+        raise DataError(
+            f"Dataset folder {path} does not exist; pass a folder laid out like ../shared/data/cinc2017."
+        )
     ref = read_reference(path)
     names = sorted(ref) if records is None else list(records)
     missing = [n for n in names if n not in ref]

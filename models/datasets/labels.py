@@ -11,9 +11,10 @@ The task is CinC 2017's: N normal sinus rhythm, A atrial fibrillation or flutter
 | | ``OTHER`` | O | SARRH, STACH, SBRAD, PACE, SVTAC, BIGU, ... (ptbxl_z files AFLT-only here) |
 | ludb ``Rhythms`` (first line) | ``Atrial fibrillation``, ``Atrial flutter...`` | A | |
 | | ``Sinus rhythm`` | N | |
-| | anything else (sinus brady-/tachycardia, sinus arrhythmia, irregular sinus rhythm, ...) | O | same rule as PTB-XL's SBRAD/STACH/SARRH |
-| cinc2021 ``rhythm_nao`` | ``A``, ``N``, ``O`` | same | from SNOMED: AF 164889003 / flutter 164890007 -> A, sinus 426783006 -> N |
-| cpsc2018 ``First_label`` | 1 Normal -> N, 2 AF -> A, 3-9 -> O | | as ``models.datasets.wfdb12.load_cpsc2018`` maps it |
+| | anything else (sinus brady-/tachycardia, sinus arrhythmia, ...) | O | as PTB-XL's SBRAD/STACH |
+| cinc2021 ``rhythm_nao`` | ``A``, ``N``, ``O`` | same | AF 164889003, flutter 164890007 -> A; |
+| | | | sinus 426783006 -> N (the folder's own column) |
+| cpsc2018 ``First_label`` | 1 Normal -> N, 2 AF -> A, 3-9 -> O | | as ``wfdb12.load_cpsc2018`` does |
 
 Sinus brady- and tachycardia go to O because PTB-XL's rhythm column puts them outside SR; CinC 2017's
 annotators were not given a rule for them, so this is a choice, written down here so that every reader

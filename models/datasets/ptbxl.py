@@ -41,7 +41,9 @@ class TwelveLead:
 
 def _need(path: Path) -> Path:
     if not path.is_file():
-        raise DataError(f"Missing file {path}; point --path at a folder laid out like ../shared/data (see its README).")
+        raise DataError(
+            f"Missing file {path}; point --path at a folder laid out like ../shared/data (see its README)."
+        )
     return path
 
 
@@ -58,7 +60,9 @@ def read_ptbxl_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[
         rows = list(csv.DictReader(f))
     missing = {"ecg_id", "patient_id", "age", "sex", "rhythm"} - set(rows[0] if rows else {})
     if missing:
-        raise DataError(f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected the ptbxl_z CSV layout.")
+        raise DataError(
+            f"{path} lacks the column(s) {', '.join(sorted(missing))}; expected the ptbxl_z CSV layout."
+        )
     age = np.array([_float_or_nan(r["age"]) for r in rows], dtype=np.float64)
     sex = np.array([_float_or_nan(r["sex"]) for r in rows], dtype=np.float64)
     rhythm = [r["rhythm"] for r in rows]
@@ -89,7 +93,9 @@ def load_ptbxl_z(path: Path, split: str, *, restore_mv: bool = True) -> TwelveLe
     if restore_mv:
         scale = np.load(_need(path / f"{split}_scale.npy")).astype(np.float32)
         if scale.shape != (z.shape[0], 12, 2):
-            raise DataError(f"{path / f'{split}_scale.npy'} has shape {scale.shape}; expected [{z.shape[0]}, 12, 2].")
+            raise DataError(
+                f"{path / f'{split}_scale.npy'} has shape {scale.shape}; expected [{z.shape[0]}, 12, 2]."
+            )
         z = z * scale[..., 1:2] + scale[..., 0:1]
     return TwelveLead(z, 250.0, age, sex, rhythm, ids, pids)
 

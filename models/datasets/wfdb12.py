@@ -43,7 +43,9 @@ def _read(path: Path, name: str) -> tuple[np.ndarray, float]:
     try:
         order = [by_name[lead.lower()] for lead in LEADS]
     except KeyError as exc:
-        raise DataError(f"Record {path / name} lacks lead {exc.args[0]}; a 12-lead record is needed.") from None
+        raise DataError(
+            f"Record {path / name} lacks lead {exc.args[0]}; a 12-lead record is needed."
+        ) from None
     sig = np.nan_to_num(np.asarray(rec.p_signal, dtype=np.float64)[:, order].T)
     units = {str(u).lower() for u in rec.units}
     if units <= {"uv", "µv"}:
@@ -87,7 +89,9 @@ def _age(text: str) -> float:
 
 def _need_file(path: Path) -> Path:
     if not path.is_file():
-        raise DataError(f"Missing file {path}; the folder must be laid out like ../shared/data (see its README).")
+        raise DataError(
+            f"Missing file {path}; the folder must be laid out like ../shared/data (see its README)."
+        )
     return path
 
 
@@ -101,7 +105,9 @@ def load_ludb(path: Path, *, fs_hz: float | None = None, window_s: float | None 
     rows = [meta.get(n, {}) for n in names]
     age = np.array([_age(r.get("Age", "")) for r in rows])
     sex = np.array([_sex(r.get("Sex", "")) for r in rows])
-    rhythm = [r.get("Rhythms", "").strip().splitlines()[0] if r.get("Rhythms", "").strip() else "" for r in rows]
+    rhythm = [
+        r.get("Rhythms", "").strip().splitlines()[0] if r.get("Rhythms", "").strip() else "" for r in rows
+    ]
     return TwelveLead(x, fs, age, sex, rhythm, names, list(names))
 
 

@@ -77,7 +77,9 @@ class TwoStageNet(nn.Module):
     def head(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.trunk(x, age, sex))
 
     def head_dropouts(self) -> list[nn.Dropout]:
@@ -112,7 +114,8 @@ class TorchReconstructor:
         x = np.asarray(lead_i)
         if x.ndim != 2 or x.shape[1] != self.window_samples:
             raise ConfigError(
-                f"lead_i has shape {x.shape}; {self.name} needs [n, {self.window_samples}] at {self.fs_hz:g} Hz."
+                f"lead_i has shape {x.shape}; {self.name} needs [n, {self.window_samples}] "
+                f"at {self.fs_hz:g} Hz."
             )
         n = x.shape[0]
         age = np.asarray(meta.age_years, dtype=np.float32).reshape(-1)
@@ -126,17 +129,19 @@ class TorchReconstructor:
     def reconstruct(
         self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``lead_i [n, window_samples]`` mV at ``fs_hz`` -> ``(mean, std)`` ``[n, 11, window_samples]`` z units.
+        """``lead_i [n, window_samples]`` mV at ``fs_hz`` -> ``(mean, std)`` ``[n, 11, window_samples]`` (z).
 
-        ``samples <= 1`` is one deterministic pass whose std is the predicted aleatoric part only.
+        ``samples <= 1`` is one deterministic pass and its std is all zeros (no uncertainty asked for).
         """
         mean, epistemic_var, aleatoric_var = self.reconstruct_parts(lead_i, meta, samples)
+        if samples <= 1:
+            return mean, np.zeros_like(mean)
         return mean, np.sqrt(epistemic_var + aleatoric_var)
 
     def reconstruct_parts(
         self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(mean, epistemic variance, aleatoric variance)``, each ``[n, 11, window_samples]`` (z units, z^2).
+        """``(mean, epistemic variance, aleatoric variance)``, each ``[n, 11, window_samples]`` (z, z^2).
 
         Epistemic = variance of the T MC-dropout means (zeros when ``samples <= 1``); aleatoric = mean of
         the predicted variances. Evaluation reports how each tracks the error.
@@ -186,7 +191,7 @@ def load_weights(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         raise ModelError(f"Weights {path} are missing; train them with `ecgmon train reconstructor` first.")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for a corrupt file
+    except Exception as exc:
         raise ModelError(f"Weights {path} cannot be read ({exc}); retrain or restore the file.") from None
     return blob["config"], blob["state_dict"]
 
@@ -212,7 +217,7 @@ def build_torch(
     mc_mode: MCMode,
     arch: dict[str, Any] | None = None,
 ) -> TorchReconstructor:
-    """Build ``net_cls`` and, unless ``weights`` is False, load ``reconstructor_<name>.pt`` (or the given path)."""
+    """Build ``net_cls``; unless ``weights`` is False load ``reconstructor_<name>.pt`` (or the given path)."""
     config: dict[str, Any] = {
         "name": name,
         "version": VERSION,
@@ -233,7 +238,9 @@ def build_torch(
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ModelError(f"Weights for {name} do not fit the architecture: {exc}".splitlines()[0]) from None
+            raise ModelError(
+                f"Weights for {name} do not fit the architecture: {exc}".splitlines()[0]
+            ) from None
     return TorchReconstructor(
         net,
         name=name,

@@ -47,22 +47,29 @@ def to_z(t: TwelveLead, fs_hz: float, window_samples: int) -> ZArrays:
     x = resample(t.signals, t.fs_hz, fs_hz)
     if x.shape[-1] < window_samples:
         raise DataError(
-            f"Records are {x.shape[-1] / fs_hz:g} s at {fs_hz:g} Hz; the model needs {window_samples / fs_hz:g} s."
+            f"Records are {x.shape[-1] / fs_hz:g} s at {fs_hz:g} Hz; "
+            f"the model needs {window_samples / fs_hz:g} s."
         )
     x = standardise(x[..., :window_samples])
     return ZArrays(x, t.age.astype(np.float32), t.sex.astype(np.float32), list(t.record_ids), fs_hz)
 
 
 def load_eval_folder(path: Path, split: str, fs_hz: float, window_samples: int) -> ZArrays:
-    """A ptbxl_z-style folder (``SPLIT_250hz.npy`` + ``SPLIT.csv``; scale file not needed) at the model rate."""
+    """A ptbxl_z-style folder (``SPLIT_250hz.npy`` + ``SPLIT.csv``; no scale file needed) at ``fs_hz``."""
     return to_z(load_ptbxl_z(Path(path), split, restore_mv=False), fs_hz, window_samples)
 
 
 def _cached(cache: Path, build: ZArrays | None = None) -> ZArrays | None:
     if build is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, x=build.x.astype(np.float16), age=build.age, sex=build.sex,
-                 ids=np.array(build.record_ids), fs=build.fs_hz)
+        np.savez(
+            cache,
+            x=build.x.astype(np.float16),
+            age=build.age,
+            sex=build.sex,
+            ids=np.array(build.record_ids),
+            fs=build.fs_hz,
+        )
         return build
     if not cache.is_file():
         return None
@@ -73,9 +80,11 @@ def _cached(cache: Path, build: ZArrays | None = None) -> ZArrays | None:
 def training_arrays(
     ptbxl_z: Path, ptbxl100: Path | None, split: str, fs_hz: float, window_samples: int, cache_dir: Path
 ) -> ZArrays:
-    """ptbxl_z SPLIT (+ ptbxl100 SPLIT when given) at ``fs_hz`` in z units, cached by source paths and rate."""
-    key = hashlib.sha1(f"{Path(ptbxl_z).resolve()}|{ptbxl100 and Path(ptbxl100).resolve()}|{split}|{fs_hz}|"
-                       f"{window_samples}".encode()).hexdigest()[:12]
+    """ptbxl_z SPLIT (+ ptbxl100 SPLIT when given) at ``fs_hz`` in z units, cached by source and rate."""
+    key = hashlib.sha1(
+        f"{Path(ptbxl_z).resolve()}|{ptbxl100 and Path(ptbxl100).resolve()}|{split}|{fs_hz}|"
+        f"{window_samples}".encode()
+    ).hexdigest()[:12]
     cache = cache_dir / f"reconstructor_{split}_{key}.npz"
     hit = _cached(cache)
     if hit is not None:

@@ -14,7 +14,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.reconstructor.common import N_OUT, MCMode, MetaEncoder, TorchReconstructor, TwoStageNet, build_torch
+from models.reconstructor.common import (
+    N_OUT,
+    MCMode,
+    MetaEncoder,
+    TorchReconstructor,
+    TwoStageNet,
+    build_torch,
+)
 from models.registry import register
 
 
@@ -28,7 +35,12 @@ class DualBranchNet(TwoStageNet):
     """CNN-BiLSTM over lead I + metadata MLP; see the module docstring for the layout."""
 
     def __init__(
-        self, width: int = 32, hidden: int = 64, meta_dim: int = 16, p_trunk: float = 0.1, p_head: float = 0.2,
+        self,
+        width: int = 32,
+        hidden: int = 64,
+        meta_dim: int = 16,
+        p_trunk: float = 0.1,
+        p_head: float = 0.2,
         use_meta: bool = True,
     ) -> None:
         super().__init__()
@@ -81,6 +93,8 @@ def _fit(x: torch.Tensor, length: int) -> torch.Tensor:
 
 
 @register("dual_branch")
-def build(*, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full") -> TorchReconstructor:
-    """The dual-branch reconstructor (the stream's default), with committed weights unless ``weights=False``."""
+def build(
+    *, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full"
+) -> TorchReconstructor:
+    """The dual-branch reconstructor (the stream's default); committed weights unless ``weights=False``."""
     return build_torch("dual_branch", DualBranchNet, device=device, weights=weights, mc_mode=mc_mode)

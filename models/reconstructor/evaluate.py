@@ -19,6 +19,7 @@ from ecgmon.errors import ConfigError
 from models.interfaces import OUTPUT_LEADS, PatientMeta, Reconstructor
 from models.reconstructor.data import ZArrays, load_eval_folder, to_z
 from models.reconstructor.metrics import pearson, rmse, uncertainty_error_spearman
+from models.reconstructor.segments import beat_masks, masked_rmse
 
 DATASETS = ("ptbxl_z", "ptbxl100", "ludb", "cinc2021", "cpsc2018")
 
@@ -38,7 +39,12 @@ def load_dataset(dataset: str, path: Path, split: str, fs_hz: float, window_samp
 
 
 def run_batched(
-    model: Reconstructor, data: ZArrays, samples: int, *, unknown_meta: bool = False, batch_size: int = 32,
+    model: Reconstructor,
+    data: ZArrays,
+    samples: int,
+    *,
+    unknown_meta: bool = False,
+    batch_size: int = 32,
     parts: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """``(mean, std)`` (or ``(mean, epistemic_var, aleatoric_var)`` with ``parts``) over all records."""
@@ -74,11 +80,62 @@ def _timed(fn: Callable[[], tuple[np.ndarray, ...]]) -> tuple[tuple[np.ndarray, 
     return out, time.perf_counter() - t0
 
 
+def cost_ms_per_window(
+    model: Reconstructor, data: ZArrays, samples: int, *, batch: int = 32, repeats: int = 3
+) -> float:
+    """Median wall time per window (ms) of one ``reconstruct`` call on ``batch`` windows (after a warm-up)."""
+    sl = slice(0, min(batch, len(data)))
+    meta = PatientMeta(data.age[sl], data.sex[sl])
+    model.reconstruct(data.x[sl, 0], meta, samples)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model.reconstruct(data.x[sl, 0], meta, samples)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times)) / len(data.x[sl])
+
+
+def _variant(model: Any, data: ZArrays, samples: int, mode: str, measure_cost: bool) -> dict[str, Any]:
+    """Quality and cost of one MC variant: ``full``, ``head`` (cheap) or ``deterministic`` (samples=1)."""
+    y = data.x[:, 1:]
+    if hasattr(model, "mc_mode"):
+        model.mc_mode = "head" if mode == "head" else "full"
+    t = 1 if mode == "deterministic" else samples
+    try:
+        (mean, epi, alea), sec = _timed(lambda: run_batched(model, data, t, parts=True))
+        cost = cost_ms_per_window(model, data, t) if measure_cost else None
+    finally:
+        if hasattr(model, "mc_mode"):
+            model.mc_mode = "full"
+    e = rmse(y, mean)
+    out = {
+        "seconds": sec,
+        "ms_per_window_batch32": cost,
+        "pearson_r_mean": float(pearson(y, mean).mean()),
+        "uncertainty_error_spearman": uncertainty_error_spearman(np.sqrt(epi + alea), e),
+        "spearman_aleatoric_only": uncertainty_error_spearman(np.sqrt(alea), e),
+    }
+    if mode != "deterministic":
+        out["spearman_epistemic_only"] = uncertainty_error_spearman(np.sqrt(epi), e)
+    return {"arrays": (mean, np.sqrt(epi + alea)), "scores": out}
+
+
 def evaluate(
-    path: Path, split: str, *, dataset: str = "ptbxl_z", mc_samples: int | None = None, device: str = "cpu",
-    model: str = "dual_branch", progress: Callable[[str], None] | None = None,
+    path: Path,
+    split: str,
+    *,
+    dataset: str = "ptbxl_z",
+    mc_samples: int | None = None,
+    device: str = "cpu",
+    model: str = "dual_branch",
+    progress: Callable[[str], None] | None = None,
+    measure_cost: bool = True,
 ) -> dict[str, Any]:
-    """The issue's evaluation JSON for ``model`` on ``path``/``split``, with U-Net and linear baselines."""
+    """The issue's evaluation JSON for ``model`` on ``path``/``split``, with U-Net and linear baselines.
+
+    Required keys first; extra keys (``mc_variants``, per-lead baselines, segment RMSE, rate, units)
+    document the comparison. ``uncertainty_error_spearman`` is for the full MC pass.
+    """
     from ecgmon.settings import get_settings
     from models import registry
 
@@ -87,30 +144,15 @@ def evaluate(
     main = registry.load(model, device=device)
     data = load_dataset(dataset, Path(path), split, main.fs_hz, main.window_samples)
     y = data.x[:, 1:]
-    say(f"{model}: full MC pass, T={t}, {len(data)} records")
-    (mean, epi, alea), sec_full = _timed(lambda: run_batched(main, data, t, parts=True))
-    std = np.sqrt(epi + alea)
+    variants: dict[str, Any] = {}
+    modes = ("full", "head", "deterministic") if hasattr(main, "mc_mode") else ("full",)
+    for mode in modes:
+        say(f"{model}: {mode} pass, T={t}, {len(data)} records")
+        v = _variant(main, data, t, mode, measure_cost)
+        variants[mode] = v["scores"]
+        if mode == "full":
+            mean, std = v["arrays"]
     result: dict[str, Any] = {"records": len(data), **scores(y, mean, std), "mc_samples": t}
-    e = rmse(y, mean)
-    variants: dict[str, Any] = {
-        "full": {"seconds": sec_full, "pearson_r_mean": result["pearson_r_mean"],
-                 "uncertainty_error_spearman": result["uncertainty_error_spearman"],
-                 "spearman_epistemic_only": uncertainty_error_spearman(np.sqrt(epi), e),
-                 "spearman_aleatoric_only": uncertainty_error_spearman(np.sqrt(alea), e)},
-    }
-    if hasattr(main, "mc_mode"):
-        say(f"{model}: cheap MC pass (trunk once, head sampled)")
-        main.mc_mode = "head"
-        (m_h, epi_h, alea_h), sec_head = _timed(lambda: run_batched(main, data, t, parts=True))
-        e_h = rmse(y, m_h)
-        variants["head"] = {"seconds": sec_head, "pearson_r_mean": float(pearson(y, m_h).mean()),
-                            "uncertainty_error_spearman": uncertainty_error_spearman(np.sqrt(epi_h + alea_h), e_h),
-                            "spearman_epistemic_only": uncertainty_error_spearman(np.sqrt(epi_h), e_h)}
-        main.mc_mode = "full"
-        (m_1, _, a_1), sec_1 = _timed(lambda: run_batched(main, data, 1, parts=True))
-        variants["deterministic"] = {"seconds": sec_1, "pearson_r_mean": float(pearson(y, m_1).mean()),
-                                     "uncertainty_error_spearman": uncertainty_error_spearman(
-                                         np.sqrt(a_1), rmse(y, m_1))}
     say(f"{model}: metadata ablation (age and sex unknown)")
     m_nm, _ = run_batched(main, data, t, unknown_meta=True)
     r_nm = pearson(y, m_nm)
@@ -122,17 +164,35 @@ def evaluate(
         base = registry.load(name, device=device)
         m_b, s_b = run_batched(base, data, t)
         sb = scores(y, m_b, s_b)
-        result["baselines"][name] = {"pearson_r_mean": sb["pearson_r_mean"], "rmse_mean": sb["rmse_mean"],
-                                     "pearson_r": sb["pearson_r"],
-                                     "uncertainty_error_spearman": sb["uncertainty_error_spearman"]}
+        result["baselines"][name] = {
+            "pearson_r_mean": sb["pearson_r_mean"],
+            "rmse_mean": sb["rmse_mean"],
+            "pearson_r": sb["pearson_r"],
+            "uncertainty_error_spearman": sb["uncertainty_error_spearman"],
+        }
+    masks = beat_masks(data.x[:, 0], data.fs_hz)
+    masks["all"] = np.ones_like(masks["qrs"])
     result["metadata_ablation"] = {
         "pearson_r_mean_without_metadata": float(r_nm.mean()),
         "pearson_r_without_metadata": {lead: float(r_nm[:, k].mean()) for k, lead in enumerate(OUTPUT_LEADS)},
+        "rmse_by_segment": {
+            seg: {"with_metadata": masked_rmse(y, mean, mk), "without_metadata": masked_rmse(y, m_nm, mk)}
+            for seg, mk in masks.items()
+        },
     }
     result["mc_variants"] = variants
-    result["model"] = model
-    result["dataset"] = dataset
-    result["fs_hz"] = main.fs_hz
-    result["window_samples"] = main.window_samples
-    result["units"] = main.units
+    result.update(
+        model=model,
+        dataset=dataset,
+        fs_hz=main.fs_hz,
+        window_samples=main.window_samples,
+        units=main.units,
+        torch_threads=_torch_threads(),
+    )
     return result
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())

@@ -62,11 +62,15 @@ class LinearReconstructor:
     def reconstruct(
         self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``lead_i [n, window_samples]`` mV -> ``(mean, std)`` ``[n, 11, window_samples]``; ``meta`` unused."""
+        """``lead_i [n, window_samples]`` mV -> ``(mean, std)`` ``[n, 11, window_samples]``; ``meta`` unused.
+
+        The std is the training residual RMS per lead when ``samples > 1``, zeros otherwise (as for the nets).
+        """
         taps = self.coef.shape[1] - 1
         lag = _lagged(standardise(lead_i), taps)
         mean = np.einsum("nlt,kt->nkl", lag, self.coef[:, :taps]) + self.coef[:, taps][None, :, None]
-        std = np.broadcast_to(self.resid_std[None, :, None], mean.shape).copy()
+        scale = self.resid_std if samples > 1 else np.zeros_like(self.resid_std)
+        std = np.broadcast_to(scale[None, :, None], mean.shape).copy()
         return mean.astype(np.float32), std.astype(np.float32)
 
 

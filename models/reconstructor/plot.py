@@ -48,6 +48,9 @@ def plot_record(
         ax.plot(t_s, x[0, k + 1], color="black", lw=0.8, label="true")
         ax.plot(t_s, mean[0, k], color="tab:red", lw=0.8, label="reconstructed")
         ax.set_ylabel(f"{lead}\nr={r[k]:.2f}", rotation=0, ha="right", va="center")
+        both = np.concatenate([x[0, k + 1], mean[0, k]])
+        pad = 0.15 * float(np.ptp(both)) + 0.1
+        ax.set_ylim(float(both.min()) - pad, float(both.max()) + pad)  # the band may be clipped at peaks
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
@@ -55,7 +58,9 @@ def plot_record(
     axes[-1].set_xlabel("time (s)")
     age, sex = data.age[row], data.sex[row]
     who = f"age {age:g}" if np.isfinite(age) else "age unknown"
-    who += ", " + ({0.0: "male", 1.0: "female"}.get(float(sex), "sex unknown") if np.isfinite(sex) else "sex unknown")
+    who += ", " + (
+        {0.0: "male", 1.0: "female"}.get(float(sex), "sex unknown") if np.isfinite(sex) else "sex unknown"
+    )
     fig.suptitle(
         f"{title or model.name}: record {data.record_ids[row]} ({who}); z units per lead, {data.fs_hz:g} Hz; "
         f"mean r = {r.mean():.2f}, MC samples = {samples}",

@@ -30,7 +30,7 @@ from models.reconstructor.common import (
     TwoStageNet,
     save_weights,
 )
-from models.reconstructor.data import ZArrays, load_eval_folder, training_arrays
+from models.reconstructor.data import ZArrays, training_arrays
 from models.reconstructor.dual_branch import DualBranchNet
 from models.reconstructor.linear import DEFAULT_TAPS, fit_fir
 from models.reconstructor.metrics import pearson
@@ -101,7 +101,7 @@ def _select_score(net: TwoStageNet, cfg: TrainConfig, sel: ZArrays) -> float:
 
 
 def train_model(cfg: TrainConfig, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train ``cfg.model``; resume from ``run_dir/MODEL/last.pt``; write the best weights; return a summary."""
+    """Train ``cfg.model``; resume from ``run_dir/MODEL/last.pt``; write the best weights."""
     if cfg.model not in MODELS:
         raise ConfigError(f"Unknown reconstructor {cfg.model!r}; choose one of {', '.join(MODELS)}.")
     torch.set_num_threads(cfg.threads)
@@ -113,8 +113,11 @@ def train_model(cfg: TrainConfig, on_epoch: Callable[[dict[str, Any]], None] | N
     )
     if cfg.model == "linear":
         coef, resid = fit_fir(train.x, cfg.arch.get("taps", DEFAULT_TAPS))
-        save_weights(cfg.weights_path(), {"coef": torch.from_numpy(coef), "resid_std": torch.from_numpy(resid)},
-                     _weights_config(cfg, {"train_records": len(train)}))
+        save_weights(
+            cfg.weights_path(),
+            {"coef": torch.from_numpy(coef), "resid_std": torch.from_numpy(resid)},
+            _weights_config(cfg, {"train_records": len(train)}),
+        )
         summary = {"model": "linear", "train_records": len(train), "weights": str(cfg.weights_path())}
         if on_epoch:
             on_epoch(summary)
@@ -139,7 +142,9 @@ def _train_net(
     net = NETS[cfg.model](**cfg.arch)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(np.ceil(len(train) / cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1
+    )
     run = cfg.run_dir / cfg.model
     run.mkdir(parents=True, exist_ok=True)
     last = run / "last.pt"
@@ -178,23 +183,45 @@ def _train_net(
             tot += float(mse.detach()) * len(idx)
             count += len(idx)
         score = _select_score(net, cfg, sel)
-        row = {"epoch": epoch + 1, "train_mse": tot / count, "select_pearson_r": score,
-               "minutes": (time.monotonic() - t0) / 60}
+        row = {
+            "epoch": epoch + 1,
+            "train_mse": tot / count,
+            "select_pearson_r": score,
+            "minutes": (time.monotonic() - t0) / 60,
+        }
         history.append(row)
         if score > best:
             best = score
-            save_weights(cfg.weights_path(), net, _weights_config(cfg, {"epoch": epoch + 1, "select_pearson_r": score,
-                                                                         "history": history}))
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch + 1,
-                    "best": best, "history": history, "rng": rng, "torch_rng": torch.get_rng_state(),
-                    "config": _config_for_card(cfg)}, last)
+            save_weights(
+                cfg.weights_path(),
+                net,
+                _weights_config(cfg, {"epoch": epoch + 1, "select_pearson_r": score, "history": history}),
+            )
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+                "best": best,
+                "history": history,
+                "rng": rng,
+                "torch_rng": torch.get_rng_state(),
+                "config": _config_for_card(cfg),
+            },
+            last,
+        )
         (run / "history.json").write_text(json.dumps(history, indent=1))
         if on_epoch:
             on_epoch(row)
         if row["minutes"] > cfg.max_minutes:
             break
-    return {"model": cfg.model, "best_select_pearson_r": best, "epochs": len(history),
-            "weights": str(cfg.weights_path())}
+    return {
+        "model": cfg.model,
+        "best_select_pearson_r": best,
+        "epochs": len(history),
+        "weights": str(cfg.weights_path()),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,8 +237,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--arch", type=json.loads, default={})
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
-    cfg = TrainConfig(a.model, epochs=a.epochs, max_minutes=a.max_minutes, batch_size=a.batch_size, lr=a.lr,
-                      threads=a.threads, seed=a.seed, arch=a.arch, out=a.out)
+    cfg = TrainConfig(
+        a.model,
+        epochs=a.epochs,
+        max_minutes=a.max_minutes,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        threads=a.threads,
+        seed=a.seed,
+        arch=a.arch,
+        out=a.out,
+    )
     print(json.dumps(train_model(cfg, lambda r: print(json.dumps(r), flush=True))), flush=True)
 
 

@@ -11,7 +11,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.reconstructor.common import N_OUT, MCMode, MetaEncoder, TorchReconstructor, TwoStageNet, build_torch
+from models.reconstructor.common import (
+    N_OUT,
+    MCMode,
+    MetaEncoder,
+    TorchReconstructor,
+    TwoStageNet,
+    build_torch,
+)
 from models.reconstructor.dual_branch import _conv, _fit
 from models.registry import register
 
@@ -33,7 +40,8 @@ class UNet1d(TwoStageNet):
         self.bottleneck = _conv(chans[-1] + meta_dim, chans[-1], 3)
         self.drop_trunk = nn.Dropout(p_trunk)
         self.ups = nn.ModuleList(
-            nn.ConvTranspose1d(chans[i + 1], chans[i], 4, stride=2, padding=1) for i in reversed(range(levels))
+            nn.ConvTranspose1d(chans[i + 1], chans[i], 4, stride=2, padding=1)
+            for i in reversed(range(levels))
         )
         self.decs = nn.ModuleList(_conv(2 * chans[i], chans[i], 5) for i in reversed(range(levels)))
         self.drop_h1 = nn.Dropout(p_head)
@@ -62,6 +70,8 @@ class UNet1d(TwoStageNet):
 
 
 @register("unet")
-def build(*, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full") -> TorchReconstructor:
+def build(
+    *, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full"
+) -> TorchReconstructor:
     """The U-Net baseline, with committed weights unless ``weights=False``."""
     return build_torch("unet", UNet1d, device=device, weights=weights, mc_mode=mc_mode)

@@ -1,0 +1,125 @@
+"""``ecgmon train classifier`` and ``ecgmon eval classifier``: thin typer commands over models.classifier.
+
+Models code is imported inside the commands, so importing ``ecgmon`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from ecgmon.errors import ConfigError, DataError, ModelError
+
+
+def train(
+    kind: str = typer.Option(..., "--kind", help="teacher (12-lead, first), student or baseline."),
+    epochs: int = typer.Option(25, min=1, help="Passes over the training records."),
+    cinc2017: Path = typer.Option(
+        Path("../shared/data/cinc2017"), help="cinc2017-style folder (student, baseline)."
+    ),
+    ptbxl_z: Path = typer.Option(
+        Path("../shared/data/ptbxl_z"), help="ptbxl_z-style folder (12-lead records)."
+    ),
+    ptbxl100: Path = typer.Option(
+        Path("../shared/data/ptbxl100"), help="ptbxl100-style folder (12-lead records)."
+    ),
+    out_dir: Path = typer.Option(
+        Path("runs/classifier"), help="Checkpoints, config.json and history (resumes from here)."
+    ),
+    cache_dir: Path = typer.Option(Path(".cache/classifier"), help="Cached resampled/preprocessed arrays."),
+    weights_dir: Path | None = typer.Option(
+        None, help="Where classifier_KIND.pt is written; default models/weights."
+    ),
+    seed: int = typer.Option(0, help="Seed of initialisation, crops and sampling."),
+    split_seed: int = typer.Option(2017, help="Seed of the cinc2017 validation hold-out."),
+    val_fraction: float = typer.Option(
+        0.15, min=0.01, max=0.9, help="Stratified record-wise cinc2017 hold-out."
+    ),
+    threads: int = typer.Option(1, min=1, help="Torch intra-op threads."),
+) -> None:
+    """Train one classifier (teacher first: the student reconstructs its features) (resumable)."""
+    from rich.console import Console
+
+    from models.classifier.train import TrainConfig, run
+
+    if kind not in ("teacher", "student", "baseline"):
+        raise ConfigError(f"--kind must be teacher, student or baseline, not {kind!r}.")
+    for name, folder in (("--cinc2017", cinc2017), ("--ptbxl-z", ptbxl_z), ("--ptbxl100", ptbxl100)):
+        if not folder.is_dir() and (kind != "teacher" or name != "--cinc2017"):
+            raise DataError(
+                f"{name} folder {folder} does not exist; point it at a folder laid out like ../shared/data."
+            )
+    cfg = TrainConfig(
+        kind=kind,
+        epochs=epochs,
+        cinc2017=str(cinc2017),
+        ptbxl_z=str(ptbxl_z),
+        ptbxl100=str(ptbxl100),
+        out_dir=str(out_dir),
+        cache_dir=str(cache_dir),
+        seed=seed,
+        split_seed=split_seed,
+        val_fraction=val_fraction,
+        threads=threads,
+    )
+    if weights_dir is not None:
+        cfg = replace(cfg, weights_dir=str(weights_dir))
+    console = Console(stderr=True)
+    try:
+        with console.status(f"training {kind} ({epochs} epochs)"):
+            path = run(cfg, log=console.print)
+    except FileNotFoundError as exc:
+        raise ModelError(str(exc)) from None
+    console.print(f"weights written to {path}")
+
+
+def evaluate(
+    dataset: str = typer.Option(..., "--dataset", help="cinc2017 or ludb (lead I of 12-lead records)."),
+    path: Path = typer.Option(..., "--path", help="Folder laid out like ../shared/data/DATASET."),
+    json_out: Path = typer.Option(..., "--json", help="Where the metrics JSON is written."),
+    records: Path | None = typer.Option(
+        None, "--records", help="Optional file listing the records to score (one per line)."
+    ),
+    model: str = typer.Option("student", help="Registry name of the model to score."),
+    baseline: str = typer.Option("baseline", help="Registry name of the baseline scored in the same run."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, cuda or cuda:N."),
+    hop_s: float = typer.Option(5.0, min=0.1, help="Seconds between the starts of a record's 10 s windows."),
+) -> None:
+    """Score the committed weights per record (mean of window probabilities) and write the metrics JSON."""
+    from rich.console import Console
+
+    from models.classifier.data import read_record_list
+    from models.classifier.evaluate import DATASETS
+    from models.classifier.evaluate import evaluate as run_eval
+
+    if dataset not in DATASETS:
+        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, not {dataset!r}.")
+    if not path.is_dir():
+        raise DataError(
+            f"--path {path} is not a folder; pass a folder laid out like ../shared/data/{dataset}."
+        )
+    names = read_record_list(records) if records else None
+    console = Console(stderr=True)
+    with console.status("evaluating") as status:
+        result = run_eval(
+            dataset,
+            path,
+            model_name=model,
+            baseline_name=baseline,
+            records=names,
+            device=device,
+            hop_s=hop_s,
+            progress=lambda s: status.update(s),
+        )
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=2) + "\n")
+    base = result["baseline"]
+    assert isinstance(base, dict)
+    console.print(
+        f"{result['records']} records: {model} F1(N,A,O) mean {result['f1_mean_nao']:.3f}, "
+        f"A {result['f1']['A']}, AUROC {result['auroc_macro']}; {baseline} F1 mean {base['f1_mean_nao']:.3f}"  # type: ignore[index]
+    )
+    console.print(f"wrote {json_out}")

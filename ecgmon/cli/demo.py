@@ -1,0 +1,237 @@
+"""``ecgmon demo``: the whole system in one command, on the embedded stack.
+
+Starts the embedded broker and InfluxDB if they are not running, one ``ecgmon worker`` and one
+``ecgmon simulate`` (synthetic patients, some with AF and other episodes) as subprocesses, shows
+the live view (``dashboards.live``) unless ``--no-live``, waits until every window the simulator
+sent has its prediction in InfluxDB, writes the HTML report (``dashboards.report``) and prints
+its path. It stops what it started (the worker, the simulator, and the stack parts it started)
+and leaves alone a stack it found running.
+
+The simulated recording ends "now": its clock starts ``duration + window`` seconds in the past,
+so every point is in Grafana's default "last N minutes" and the report's range is exact.
+Unless set in the environment, the worker reconstructs every k-th window
+(``ECGMON_RECONSTRUCTION_POLICY=every_k``) so the report has a 12-lead, and the simulator draws
+``ECGMON_DEMO_EVENT_RATE_PER_H`` events per hour so a short run has episodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Annotated, Any, Optional
+
+import typer
+
+from ecgmon import stack as embedded
+from ecgmon.errors import ConfigError, StackError
+from ecgmon.settings import Settings, get_settings
+
+
+def ecgmon_argv(*args: str) -> list[str]:
+    """The ``ecgmon`` command of this interpreter, as a subprocess argv."""
+    return [sys.executable, "-m", "ecgmon.cli.main", *args]
+
+
+class Child:
+    """A subprocess in its own session, its output in a log file; ``stop`` ends its whole group."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of its log, for an error message."""
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def stop(self, grace_s: float) -> int | None:
+        """SIGTERM its process group, SIGKILL after ``grace_s``; returns the exit code."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=grace_s)
+        self._log.close()
+        return self.proc.returncode
+
+
+def start_stack(settings: Settings) -> list[embedded.Part]:
+    """Start the embedded parts that are needed and not running; returns the ones started here."""
+    needed: list[embedded.Part] = []
+    if not settings.kafka_bootstrap:
+        needed.append("kafka")
+    if not settings.influx_url:
+        needed.append("influxdb")
+    before = embedded.status(settings)
+    started = [part for part in needed if before[part].pid is None]
+    try:
+        for part in needed:
+            embedded.up(settings, part)
+    except Exception:
+        for part in started:
+            embedded.down(settings, part)
+        raise
+    return started
+
+
+def child_env(settings: Settings, defaults: dict[str, str]) -> dict[str, str]:
+    """This process's environment plus ``defaults`` for variables the user did not set."""
+    env = dict(os.environ)
+    for key, value in defaults.items():
+        env.setdefault(key, value)
+    env.setdefault("ECGMON_KAFKA_PORT", str(settings.kafka_port))
+    env.setdefault("ECGMON_INFLUX_PORT", str(settings.influx_port))
+    env.setdefault("ECGMON_STATE_DIR", str(settings.state_dir))
+    return env
+
+
+def predictions_per_patient(client: Any, t_from_ms: int, t_to_ms: int) -> dict[str, int]:
+    """Stored predictions of each patient in the range."""
+    query = (
+        f'SELECT count("confidence") FROM "prediction" WHERE time >= {t_from_ms}ms and time <= {t_to_ms}ms '
+        'GROUP BY "patient_id"'
+    )
+    return {s["tags"]["patient_id"]: int(s["values"][0][1]) for s in client.query(query)}
+
+
+def wait_until(
+    done: Callable[[], bool], timeout_s: float, tick: Callable[[], None], children: list[Child], refresh_s: float
+) -> bool:
+    """Call ``tick`` every ``refresh_s`` until ``done()``; False on timeout; a dead worker raises."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tick()
+        if done():
+            return True
+        for child in children:
+            if child.name == "worker" and not child.alive():
+                raise StackError(f"The worker exited ({child.proc.returncode}): {child.tail()} (log {child.log_path}).")
+        time.sleep(refresh_s)
+    return False
+
+
+def demo(
+    patients: Annotated[int, typer.Option("--patients", min=1, help="Simulated patients.")] = 8,
+    duration: Annotated[
+        float, typer.Option("--duration", min=10, help="Simulated seconds of ECG per patient.")
+    ] = 120.0,
+    speed: Annotated[
+        float, typer.Option("--speed", min=0.1, help="Pace: 1 = real time, 10 = ten times faster.")
+    ] = 10.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated patients.")] = 7,
+    live: Annotated[bool, typer.Option("--live/--no-live", help="Show the live terminal view.")] = True,
+    report: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional
+        typer.Option("--report", help="Report directory; default ECGMON_DEMO_REPORT_DIR."),
+    ] = None,
+) -> None:
+    """Run the whole system on simulated patients: stack, worker, simulator, live view, HTML report."""
+    settings = get_settings()
+    report_dir = (report or settings.demo_report_dir).resolve()
+    if duration < settings.window_s:
+        raise ConfigError(f"--duration {duration:g} is shorter than one {settings.window_s:g} s window.")
+    from dashboards.live import render, snapshot
+    from dashboards.report import write_report
+    from ecgmon.influx import InfluxClient
+
+    run_dir = report_dir / "logs"
+    started = start_stack(settings)
+    children: list[Child] = []
+    summary_path = run_dir / "simulate.json"
+    summary_path.unlink(missing_ok=True)
+    now_ns = time.time_ns()
+    start_ns = now_ns - int((duration + settings.window_s) * 1e9)
+    t_from_ms = start_ns // 1_000_000 - 1_000
+    t_to_ms = now_ns // 1_000_000 + 60_000
+    client = InfluxClient(settings)
+    console = None
+    status = {"text": "starting the worker"}
+    try:
+        env = child_env(
+            settings,
+            {
+                "ECGMON_RECONSTRUCTION_POLICY": "every_k",
+                "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
+            },
+        )
+        children.append(Child("worker", ecgmon_argv("worker"), run_dir / "worker.log", env))
+        sim_argv = ecgmon_argv(
+            "simulate", "--patients", str(patients), "--duration", f"{duration:g}", "--speed", f"{speed:g}",
+            "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path),
+        )  # fmt: skip
+        simulator = Child("simulator", sim_argv, run_dir / "simulate.log", env)
+        children.append(simulator)
+
+        from rich.console import Console
+        from rich.live import Live
+
+        console = Console(stderr=True)
+        view = Live(console=console, refresh_per_second=4, transient=False) if live else None
+        last_print = [0.0]
+
+        def tick() -> None:
+            if view is not None:
+                view.update(render(snapshot(client, t_from_ms, t_to_ms), status=status["text"]))
+            elif time.monotonic() - last_print[0] > 10:
+                last_print[0] = time.monotonic()
+                console.print(f"[dim]{time.strftime('%H:%M:%S')} {status['text']}[/dim]")
+
+        with view if view is not None else contextlib.nullcontext():
+            status["text"] = "simulating"
+            wait_until(lambda: not simulator.alive(), duration / speed + 600, tick, children, settings.live_refresh_s)
+            if simulator.proc.returncode != 0 or not summary_path.exists():
+                raise StackError(f"The simulator failed: {simulator.tail()} (log {simulator.log_path}).")
+            sent = {pid: int(s["windows"]) for pid, s in json.loads(summary_path.read_text())["per_patient"].items()}
+            status["text"] = f"waiting for the predictions of {sum(sent.values())} windows"
+
+            def drained() -> bool:
+                got = predictions_per_patient(client, t_from_ms, t_to_ms)
+                return all(got.get(pid, 0) >= n for pid, n in sent.items())
+
+            ok = wait_until(
+                drained, settings.demo_worker_ready_s + settings.demo_drain_s, tick, children, settings.live_refresh_s
+            )
+            status["text"] = "done" if ok else "timed out waiting for predictions"
+            tick()
+        got = predictions_per_patient(client, t_from_ms, t_to_ms)
+        predicted = sum(min(got.get(pid, 0), n) for pid, n in sent.items())
+        notes = [
+            f"{patients} synthetic patients, {duration:g} s of ECG each at {speed:g}x real time, seed {seed}.",
+            f"{predicted} of {sum(sent.values())} windows sent have a stored prediction.",
+            f"Worker log: {run_dir / 'worker.log'}; simulator log and summary: {run_dir}.",
+        ]
+        path = write_report(
+            client, report_dir, t_from_ms=t_from_ms, t_to_ms=t_to_ms, patients=set(sent), notes=notes,
+            window_s=settings.window_s,
+        )  # fmt: skip
+        if not ok:
+            console.print(f"[yellow]Only {predicted} of {sum(sent.values())} windows were predicted in time.[/yellow]")
+        print(path)
+    finally:
+        for child in reversed(children):
+            child.stop(settings.stop_grace_s)
+        for part in started:
+            embedded.down(settings, part)

@@ -1,0 +1,50 @@
+"""``ecgmon worker``: run the Faust streaming worker (same app as ``faust -A streams.app worker``).
+
+The models are loaded and the topics created before Faust starts, so a missing weight file or an
+unreachable broker ends in one clear line instead of a crashed worker. Faust's web views stay off
+unless ``ECGMON_WORKER_WEB=1``, and then listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ecgmon.errors import ConfigError, StackError
+from ecgmon.settings import get_settings
+
+LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+
+
+def worker(
+    log_level: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional
+        typer.Option("--log-level", "-l", help="crit, error, warn, info or debug; default ECGMON_LOG_LEVEL."),
+    ] = None,
+) -> None:
+    """Run the streaming worker: windows in, predictions, reconstructions and alerts out."""
+    settings = get_settings()
+    level = log_level or settings.log_level
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"--log-level {level!r} is unknown; use one of {', '.join(LOG_LEVELS)}.")
+    from streams.inference import Inference
+
+    inference = Inference.load(settings)
+    from streams import agents
+    from streams.app import app, ensure_topics
+
+    try:
+        ensure_topics(settings)
+    except Exception as exc:
+        raise StackError(
+            f"Kafka at {settings.bootstrap} did not answer ({type(exc).__name__}); "
+            "run `ecgmon up` or set ECGMON_KAFKA_BOOTSTRAP."
+        ) from None
+    agents.preload(inference)
+    web = (
+        ["--web-bind", "127.0.0.1", "--web-port", str(settings.web_port)] if settings.worker_web else ["--without-web"]
+    )
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level, *web]
+    app.main()

@@ -1,0 +1,113 @@
+"""``RhythmClassifier``: what the stream calls. Preprocesses, batches, runs the network, returns
+``ClassifierOutput`` with optional MC-dropout uncertainty. Works on CPU and CUDA unchanged."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.classifier.preprocess import preprocess_windows
+from models.interfaces import CLASSES, ClassifierOutput
+
+
+def _dropouts(net: nn.Module) -> Iterator[nn.Module]:
+    return (m for m in net.modules() if isinstance(m, nn.Dropout))
+
+
+def normalised_entropy(probs: np.ndarray) -> np.ndarray:
+    """Predictive entropy of ``probs [n, k]`` divided by ``log k``: 0 = certain, 1 = uniform."""
+    p = np.clip(probs, 1e-12, 1.0)
+    return np.clip(-(p * np.log(p)).sum(axis=1) / math.log(p.shape[1]), 0.0, 1.0)
+
+
+class RhythmClassifier:
+    """A trained network with its input contract (``fs_hz``, ``window_samples``, ``leads``).
+
+    ``predict(x)`` takes raw windows in mV at ``fs_hz``: ``[n, window_samples]`` for single-lead models,
+    ``[n, 12, window_samples]`` for the teacher; preprocessing is the one used in training.
+    """
+
+    classes: tuple[str, ...] = CLASSES
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        net: nn.Module,
+        *,
+        fs_hz: float,
+        window_samples: int,
+        leads: int,
+        device: str = "cpu",
+        batch_size: int = 256,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.fs_hz = float(fs_hz)
+        self.window_samples = int(window_samples)
+        self.leads = int(leads)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self.net = net.to(self.device).eval()
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        want = (self.window_samples,) if self.leads == 1 else (self.leads, self.window_samples)
+        if x.ndim != 1 + len(want) or x.shape[1:] != want:
+            dims = ", ".join(map(str, want))
+            raise ValueError(f"x must have shape [n, {dims}] (mV at {self.fs_hz:g} Hz), not {list(x.shape)}.")
+        return x
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Network outputs for already-preprocessed ``x [n, leads, samples]`` (eval mode, batched)."""
+        return self._run(x, mc_samples=0)[0]
+
+    def _run(self, xp: np.ndarray, mc_samples: int) -> tuple[np.ndarray, np.ndarray]:
+        cuda = self.device.type == "cuda"
+        probs_out, unc_out = [], []
+        with torch.inference_mode():
+            for i in range(0, len(xp), self.batch_size):
+                t = torch.from_numpy(np.ascontiguousarray(xp[i : i + self.batch_size]))
+                if cuda:
+                    t = t.pin_memory()
+                t = t.to(self.device, non_blocking=cuda)
+                amp = torch.autocast("cuda", dtype=torch.float16) if cuda else nullcontext()
+                with amp:
+                    if mc_samples > 0:
+                        for m in _dropouts(self.net):
+                            m.train()
+                        try:
+                            p = torch.stack(
+                                [torch.softmax(self.net(t).float(), dim=1) for _ in range(mc_samples)]
+                            ).mean(0)
+                        finally:
+                            self.net.eval()
+                    else:
+                        p = torch.softmax(self.net(t).float(), dim=1)
+                pn = p.cpu().numpy().astype(np.float64)
+                probs_out.append(pn)
+                unc_out.append(normalised_entropy(pn))
+        if not probs_out:
+            return np.zeros((0, len(CLASSES))), np.zeros(0)
+        return np.concatenate(probs_out), np.concatenate(unc_out)
+
+    def predict(self, x: np.ndarray, *, mc_samples: int = 0) -> ClassifierOutput:
+        """Raw windows in mV at ``fs_hz`` -> probabilities ``[n, 4]`` and uncertainty ``[n]``.
+
+        ``mc_samples > 0`` averages that many passes with dropout on (MC dropout); uncertainty is the
+        normalised entropy of the (mean) prediction, 0 = sure, 1 = uniform.
+        """
+        if mc_samples < 0:
+            raise ValueError(f"mc_samples must be >= 0, got {mc_samples}.")
+        x = self._check(x)
+        xp = preprocess_windows(x, self.fs_hz)
+        if self.leads == 1:
+            xp = xp[:, None, :]
+        probs, unc = self._run(xp, mc_samples)
+        probs = probs / probs.sum(axis=1, keepdims=True) if len(probs) else probs
+        return ClassifierOutput(probs=probs, uncertainty=unc)

@@ -1,0 +1,144 @@
+"""Wiring only: the ingest agent, the completion task, the health timer and the readiness signal.
+
+Everything that decides lives in ``streams.pipeline`` and the modules it calls. The pipeline (models,
+executor, sink) is built once per worker process by ``run_pipeline``; ``ecgmon worker`` loads the
+models before Faust starts (``preload``) so a missing weight file is one clear error line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from faust.types import StreamT
+
+from streams.app import (
+    alert_state,
+    alerts_topic,
+    app,
+    deadletter_topic,
+    predictions_topic,
+    reconstructions_topic,
+    settings,
+    windows_topic,
+)
+from streams.batching import BatchExecutor
+from streams.health import Health, worker_name
+from streams.inference import Inference
+from streams.ingress import Record
+from streams.pipeline import Incoming, Output, Pipeline
+
+log = logging.getLogger(__name__)
+
+_TOPICS = {
+    "predictions": predictions_topic,
+    "reconstructions": reconstructions_topic,
+    "alerts": alerts_topic,
+    "deadletter": deadletter_topic,
+}
+
+
+class _Runtime:
+    """The one pipeline of this worker process, and the event agents wait on until it exists."""
+
+    def __init__(self) -> None:
+        self.inference: Inference | None = None
+        self.pipeline: Pipeline | None = None
+        self.built = asyncio.Event()
+
+
+runtime = _Runtime()
+
+
+def preload(inference: Inference) -> None:
+    """Use models loaded before the worker started (``ecgmon worker`` does this)."""
+    runtime.inference = inference
+
+
+class _TableStore:
+    """The alert-state table; writes go to the changelog partition of the window's own record."""
+
+    def get(self, patient_id: str) -> dict[str, Any] | None:
+        value = alert_state.get(patient_id)
+        return value if isinstance(value, dict) else None
+
+    def set(self, patient_id: str, state: dict[str, Any], partition: int) -> None:
+        alert_state.send_changelog(partition, patient_id, state)
+        alert_state.data[patient_id] = state
+
+
+async def _publish(output: Output, key: bytes | str | None, value: bytes) -> asyncio.Future[Any]:
+    key_bytes = key.encode("utf-8") if isinstance(key, str) else key
+    return await _TOPICS[output].send(key=key_bytes, value=value)  # type: ignore[return-value]
+
+
+@app.task
+async def run_pipeline() -> None:
+    """Build the pipeline, then complete windows in order until the worker stops."""
+    inference = runtime.inference
+    if inference is None:
+        inference = await asyncio.get_running_loop().run_in_executor(None, Inference.load, settings)
+    executor = BatchExecutor(
+        inference, max_batch=settings.max_batch, max_delay_ms=settings.max_delay_ms, queue_items=settings.queue_windows
+    )
+    from streams.alerts import AlertEngine
+    from streams.sink import InfluxSink
+
+    sink = InfluxSink(settings)
+    await sink.start()
+    pipeline = Pipeline(
+        settings,
+        executor=executor,
+        engine=AlertEngine(settings),
+        sink=sink,
+        publish=_publish,
+        store=_TableStore(),
+        health=Health(worker_name(settings.worker_name)),
+    )
+    runtime.pipeline = pipeline
+    runtime.built.set()
+    log.info("Pipeline built: classifier %s, reconstructor %s.", inference.model_tag, inference.recon_tag or "none")
+    await pipeline.complete()
+
+
+@app.agent(windows_topic, name="ingest")
+async def ingest(stream: StreamT[bytes]) -> None:
+    """Every record of ``ecg.windows``: into the pipeline (acknowledged later, once written)."""
+    await runtime.built.wait()
+    pipeline = runtime.pipeline
+    assert pipeline is not None
+    async for event in stream.noack().events():  # type: ignore[attr-defined]
+        message = event.message
+        record = Record(event.key, event.value, message.topic, message.partition, message.offset)
+        await pipeline.ingest(Incoming(record, event.ack, time.monotonic()))
+
+
+@app.timer(settings.health_interval_s)
+async def report_health() -> None:
+    """One ``pipeline`` point per interval."""
+    if runtime.pipeline is not None:
+        await runtime.pipeline.sink.write([runtime.pipeline.health_line()])
+
+
+def ready_file() -> Any:
+    """The file that says this app's worker has its partitions and tables (tests wait on it)."""
+    return settings.state_dir / f"worker-{settings.app_id}.ready"
+
+
+@app.on_rebalance_complete.connect  # type: ignore[arg-type]
+async def _on_ready(sender: Any, **kwargs: Any) -> None:
+    path = ready_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()} {time.time():.3f}\n")
+    log.warning("ecgmon worker ready: partitions assigned, tables recovered (%s).", path)
+
+
+@app.on_before_shutdown.connect  # type: ignore[arg-type]
+async def _on_shutdown(sender: Any, **kwargs: Any) -> None:
+    ready_file().unlink(missing_ok=True)
+    if runtime.pipeline is not None:
+        await runtime.pipeline.sink.stop()
+        await runtime.pipeline.executor.stop()

@@ -1,0 +1,101 @@
+"""Sweep the AF alert settings over cached evidence and plot sensitivity against false alerts per hour.
+
+Tune on the LTAFDB development patients only. The chosen point is the most sensitive one that keeps
+false alerts at or below ``MAX_FALSE_PER_H`` and the median onset delay at or below ``MAX_DELAY_S``
+(ties: lower AF-burden error, then fewer false alerts); if none qualifies, the fewest false alerts
+among points with sensitivity >= ``MIN_SENSITIVITY``, else the best sensitivity - false alerts/h.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ecgmon.settings import Settings
+from streams.evaluate_alerts import Evidence, Truth, evaluate_settings
+
+MAX_FALSE_PER_H = 0.2
+MAX_DELAY_S = 60.0
+MIN_SENSITIVITY = 0.9
+KN = ((2, 3), (3, 4), (4, 6), (6, 8))
+RESOLVE_M = (2, 4)
+LEVELS = (0.5, 0.7, 0.9)
+
+
+def grid(modes: Sequence[str]) -> list[dict[str, Any]]:
+    """The AF settings to try, as ``Settings`` updates."""
+    points: list[dict[str, Any]] = []
+    for mode in modes:
+        if mode == "classifier":
+            extra: list[dict[str, Any]] = [{"alert_af_confidence": c} for c in LEVELS]
+        elif mode == "rr":
+            extra = [{"alert_af_rr_min_score": r} for r in LEVELS]
+        elif mode == "both":
+            extra = [{"alert_af_confidence": c, "alert_af_rr_min_score": r} for c in (0.5, 0.7) for r in (0.5, 0.7)]
+        else:
+            extra = [{"alert_af_combined_threshold": t, "alert_af_combined_weight": 0.5} for t in (0.5, 0.6, 0.7)]
+        for (k, n), m, e in itertools.product(KN, RESOLVE_M, extra):
+            points.append({"alert_af_evidence": mode, "alert_af_k": k, "alert_af_n": n, "alert_af_resolve_m": m, **e})
+    return points
+
+
+def sweep(pairs: Sequence[tuple[Evidence, Truth]], settings: Settings, *, min_episode_s: float) -> list[dict[str, Any]]:
+    """Replay every grid point; each row holds its settings and figures."""
+    modes = ["classifier", "rr", "both", "combined"] if all(e.has_classifier for e, _ in pairs) else ["rr"]
+    rows = []
+    for update in grid(modes):
+        figs = evaluate_settings(pairs, settings.model_copy(update=update), min_episode_s=min_episode_s).figures()
+        rows.append({"settings": update, **figs})
+    return rows
+
+
+def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The chosen point (rule in the module docstring)."""
+    def ok(r: dict[str, Any]) -> bool:
+        delay = r["median_onset_delay_s"]
+        return (r["false_alerts_per_hour"] or 0) <= MAX_FALSE_PER_H and delay is not None and delay <= MAX_DELAY_S
+
+    good = [r for r in rows if ok(r) and r["sensitivity"] is not None]
+    if good:
+        return max(good, key=lambda r: (r["sensitivity"], -(r["af_burden_error_pp"] or 0), -r["false_alerts_per_hour"]))
+    sens = [r for r in rows if (r["sensitivity"] or 0) >= MIN_SENSITIVITY]
+    if sens:
+        return min(sens, key=lambda r: r["false_alerts_per_hour"])
+    return max(rows, key=lambda r: (r["sensitivity"] or 0) - (r["false_alerts_per_hour"] or 0))
+
+
+def plot_tradeoff(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Scatter sensitivity vs false alerts/h per evidence mode, mark the chosen point, save ``out``; return it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = choose(rows)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    markers = {"classifier": "o", "rr": "s", "both": "^", "combined": "D"}
+    for mode, marker in markers.items():
+        pts = [r for r in rows if r["settings"]["alert_af_evidence"] == mode]
+        if pts:
+            ax.scatter([r["false_alerts_per_hour"] for r in pts], [r["sensitivity"] for r in pts], marker=marker,
+                       alpha=0.6, label=mode)
+    ax.scatter([chosen["false_alerts_per_hour"]], [chosen["sensitivity"]], s=260, facecolors="none",
+               edgecolors="red", linewidths=2, label="chosen")
+    ax.axvline(MAX_FALSE_PER_H, color="grey", ls="--", lw=0.8)
+    ax.axhline(MIN_SENSITIVITY, color="grey", ls="--", lw=0.8)
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_xlabel("false AF alerts per hour (symlog)")
+    ax.set_ylabel("sensitivity (AF episodes detected)")
+    s = chosen["settings"]
+    ax.set_title(f"AF alert trade-off, {chosen['records']} LTAFDB records, {chosen['hours']:.0f} h\n"
+                 f"chosen: {s['alert_af_evidence']}, k={s['alert_af_k']} of n={s['alert_af_n']}, "
+                 f"m={s['alert_af_resolve_m']}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return chosen

@@ -1,0 +1,132 @@
+"""The Faust app: every topic and the alert-state table, declared together from ``Settings``.
+
+Run it with ``ecgmon worker`` or ``faust -A streams.app worker -l info``. Topics are created
+explicitly (``ecgmon up``, the test fixtures, and ``ensure_topics`` in ``ecgmon worker``) with
+``settings.partitions`` partitions, including the table's changelog, whose partitions must match
+the source topic's; every topic here also names its partitions, so Faust's own declaration (the
+``faust -A`` path) creates any missing one alike. Faust's web views are off unless
+``ECGMON_WORKER_WEB=1``, and then bound to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import faust
+
+from ecgmon.settings import Settings, get_settings
+from ecgmon.stack import create_topics
+
+ALERT_STATE_TABLE = "patient_alert_state"
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    """``kafka://host:port`` for each bootstrap server."""
+    return [f"kafka://{server.strip()}" for server in settings.bootstrap.split(",") if server.strip()]
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials for the configured security protocol (None for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return None
+
+
+def make_app(settings: Settings) -> faust.App:
+    """The Faust app configured from ``settings`` (broker, security, app id, web bound to 127.0.0.1)."""
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        settings.app_id,
+        broker=broker_urls(settings),
+        broker_credentials=broker_credentials(settings),
+        topic_partitions=settings.partitions,
+        topic_disable_leader=True,
+        table_standby_replicas=settings.standby_replicas,
+        datadir=str(settings.state_dir / "faust" / settings.app_id),
+        store="memory://",
+        web_enabled=settings.worker_web,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=max(1_048_576, 4 * settings.deadletter_keep_bytes),
+    )
+
+
+settings = get_settings()
+app = make_app(settings)
+
+windows_topic = app.topic(
+    settings.topic_windows,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+predictions_topic = app.topic(
+    settings.topic_predictions,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+reconstructions_topic = app.topic(
+    settings.topic_reconstructions,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+alerts_topic = app.topic(
+    settings.topic_alerts,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+deadletter_topic = app.topic(
+    settings.topic_deadletter,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=settings.partitions,
+)
+
+alert_state = app.Table(
+    ALERT_STATE_TABLE,
+    default=None,
+    key_type=str,
+    partitions=settings.partitions,
+    help="Alert-engine state per patient id (JSON from streams.alerts): recent evidence and open alerts.",
+)
+
+
+def changelog_topic_name() -> str:
+    """The alert-state table's changelog topic, ``<app id>-patient_alert_state-changelog``."""
+    return str(alert_state.changelog_topic.get_topic_name())
+
+
+def ensure_topics(s: Settings | None = None) -> None:
+    """Create the pipeline's topics and the table changelog, all with ``partitions`` partitions."""
+    s = s or settings
+    create_topics(s.bootstrap, [*s.topics(), changelog_topic_name()], s.partitions)
+
+
+from streams import agents  # noqa: E402,F401  - registers the agents on ``app``

@@ -1,0 +1,218 @@
+"""The batch function the executor runs in its thread: preprocess, classify, reconstruct, format.
+
+Models come only through ``models.registry.load`` by the names in settings (``classifier``,
+``reconstructor``); the stream never imports training or evaluation code. Everything that is pure
+computation on a window (preprocessing, the RR evidence, the InfluxDB lines and Kafka records of the
+prediction and the waveforms) happens here, in the inference thread, so the event loop only routes.
+
+On CUDA the models run under autocast after a warm-up batch (the reconstructor pins its inputs and
+copies them non-blocking); on CPU there is no warm-up, and torch gets ``torch_threads`` threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ecgmon.contracts import Prediction, Reconstruction, Window
+from ecgmon.settings import Settings
+from models import registry
+from models.interfaces import CLASSES, OUTPUT_LEADS, Classifier, PatientMeta, Reconstructor
+from streams import points
+from streams.preprocess import fit_length, prepare_batch, resample
+from streams.rr import rr_irregularity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A window to run, whether to reconstruct it, and when it entered the worker (monotonic s)."""
+
+    window: Window
+    reconstruct: bool
+    t_in: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything the pipeline needs after inference for one window (formatted outputs included)."""
+
+    window: Window
+    prediction: Prediction
+    max_rr_s: float | None
+    lead_off: bool
+    lines: list[str]
+    reconstruction: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+class Inference:
+    """Holds the loaded models; ``__call__(requests) -> results`` is the executor's batch function."""
+
+    def __init__(self, settings: Settings, classifier: Classifier, reconstructor: Reconstructor | None) -> None:
+        self.settings = settings
+        self.classifier = classifier
+        self.reconstructor = reconstructor
+        self.device = settings.resolved_device()
+        self.cuda = self.device.startswith("cuda")
+        self.model_tag = f"{classifier.name}:{classifier.version}"
+        self.recon_tag = "" if reconstructor is None else f"{reconstructor.name}:{reconstructor.version}"
+
+    @classmethod
+    def load(cls, settings: Settings) -> Inference:
+        """Load the classifier (and the reconstructor unless the policy is ``never``) by registry name."""
+        threads = settings.torch_threads or max(1, os.cpu_count() or 1)
+        torch.set_num_threads(threads)
+        device = settings.resolved_device()
+        classifier = registry.load(settings.classifier, device=device, weights=settings.model_weights)
+        reconstructor = None
+        if settings.reconstruction_policy != "never":
+            reconstructor = registry.load(settings.reconstructor, device=device, weights=settings.model_weights)
+        engine = cls(settings, classifier, reconstructor)
+        if engine.cuda:
+            engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """One full-size batch through both models, so CUDA kernels and memory pools exist before data."""
+        n = self.settings.max_batch
+        with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
+            self.classifier.predict(
+                np.zeros((n, self.classifier.window_samples), np.float32), mc_samples=self.settings.mc_samples
+            )
+            if self.reconstructor is not None:
+                self.reconstructor.reconstruct(
+                    np.zeros((n, self.reconstructor.window_samples), np.float32),
+                    PatientMeta.unknown(n),
+                    samples=self.settings.mc_samples,
+                )
+
+    def __call__(self, requests: Sequence[Request]) -> list[Result]:
+        """Run one micro-batch; results in the order of ``requests``."""
+        s = self.settings
+        windows = [r.window for r in requests]
+        clf = self.classifier
+        prep = prepare_batch(
+            [w.samples for w in windows],
+            [w.fs_hz for w in windows],
+            model_fs_hz=clf.fs_hz,
+            model_window_samples=clf.window_samples,
+            flat_mv=s.lead_off_flat_mv,
+            clip_fraction=s.lead_off_clip_fraction,
+        )
+        with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
+            out = clf.predict(prep.x, mc_samples=s.mc_samples)
+            recon = self._reconstruct(requests, prep.x)
+        probs = np.asarray(out.probs, dtype=np.float64)
+        uncertainty = np.asarray(out.uncertainty, dtype=np.float64).reshape(-1)
+        results = []
+        for i, w in enumerate(windows):
+            k = int(np.argmax(probs[i]))
+            prediction = Prediction(
+                patient_id=w.patient_id,
+                seq=w.seq,
+                t_end_ns=w.t_end_ns,
+                label=CLASSES[k],
+                confidence=float(probs[i, k]),
+                uncertainty=float(uncertainty[i]),
+                probs={c: round(float(p), 6) for c, p in zip(CLASSES, probs[i], strict=True)},
+                hr_bpm=_finite_or_none(prep.hr_bpm[i]),
+                sqi=round(float(prep.sqi[i]), 4),
+                model=self.model_tag,
+                rr_irregularity=rr_irregularity(prep.rr_s[i]),
+                truth=w.truth,
+            )
+            max_rr = _finite_or_none(prep.max_rr_s[i])
+            lines = [
+                points.prediction_line(
+                    patient_id=w.patient_id,
+                    t_end_ns=w.t_end_ns,
+                    label=prediction.label,
+                    confidence=prediction.confidence,
+                    uncertainty=prediction.uncertainty,
+                    probs=prediction.probs,
+                    hr_bpm=prediction.hr_bpm,
+                    sqi=prediction.sqi,
+                    seq=w.seq,
+                    model=prediction.model,
+                    extra={
+                        "rr_irregularity": prediction.rr_irregularity,
+                        "max_rr_s": max_rr,
+                        "lead_off": bool(prep.lead_off[i]),
+                        "truth": w.truth,
+                    },
+                )
+            ]
+            lines += points.waveform_lines(
+                "ecg_lead_i",
+                {"patient_id": w.patient_id},
+                {"value": resample(w.samples, w.fs_hz, s.display_hz)},
+                fs_hz=s.display_hz,
+                t_start_ns=w.t_start_ns,
+            )
+            record = None
+            if i in recon:
+                mean, std = recon[i]
+                lines += self._reconstruction_lines(w, mean, std)
+                record = Reconstruction(
+                    patient_id=w.patient_id,
+                    seq=w.seq,
+                    t_start_ns=w.t_start_ns,
+                    fs_hz=s.display_hz,
+                    leads={lead: np.round(mean[j], 4).tolist() for j, lead in enumerate(OUTPUT_LEADS)},
+                    uncertainty={lead: np.round(std[j], 4).tolist() for j, lead in enumerate(OUTPUT_LEADS)},
+                    model=self.recon_tag,
+                ).to_bytes()
+            results.append(Result(w, prediction, max_rr, bool(prep.lead_off[i]), lines, record))
+        return results
+
+    def _reconstruct(self, requests: Sequence[Request], x_clf: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """``{index: (mean, std)}`` at display rate, ``[11, k]`` each, for the requests that ask for it."""
+        rec = self.reconstructor
+        idx = [i for i, r in enumerate(requests) if r.reconstruct]
+        if rec is None or not idx:
+            return {}
+        if rec.fs_hz == self.classifier.fs_hz and rec.window_samples == self.classifier.window_samples:
+            lead_i = x_clf[idx]
+        else:
+            lead_i = np.stack(
+                [
+                    fit_length(
+                        resample(requests[i].window.samples[None], requests[i].window.fs_hz, rec.fs_hz),
+                        rec.window_samples,
+                    )[0]
+                    for i in idx
+                ]
+            )
+        meta = PatientMeta(
+            np.array([np.nan if requests[i].window.age is None else requests[i].window.age for i in idx], np.float32),
+            np.array([np.nan if requests[i].window.sex is None else requests[i].window.sex for i in idx], np.float32),
+        )
+        mean, std = rec.reconstruct(lead_i, meta, samples=self.settings.mc_samples)
+        mean = resample(np.asarray(mean, np.float32), rec.fs_hz, self.settings.display_hz)
+        std = np.maximum(resample(np.asarray(std, np.float32), rec.fs_hz, self.settings.display_hz), 0.0)
+        return {i: (mean[j], std[j]) for j, i in enumerate(idx)}
+
+    def _reconstruction_lines(self, w: Window, mean: np.ndarray, std: np.ndarray) -> list[str]:
+        lines: list[str] = []
+        for j, lead in enumerate(OUTPUT_LEADS):
+            lines += points.waveform_lines(
+                "reconstruction",
+                {"patient_id": w.patient_id, "lead": lead},
+                {"value": mean[j], "uncertainty": std[j]},
+                fs_hz=self.settings.display_hz,
+                t_start_ns=w.t_start_ns,
+            )
+        return lines

@@ -1,0 +1,245 @@
+"""A real ``ecgmon worker`` on the real broker and influxd: windows in, outputs out, bad input dead-lettered.
+
+One worker subprocess serves both checks (it takes ~20-30 s to join its group), with its own app id
+and topics. It loads the committed weights when they exist, else untrained models of the same
+architecture (``ECGMON_MODEL_WEIGHTS=0``): this test is about the wiring, not the model's accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import neurokit2 as nk
+import numpy as np
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ecgmon.contracts import DeadLetter, Prediction, Reconstruction, Window, encode_window
+from ecgmon.influx import InfluxClient
+from ecgmon.settings import Settings
+from ecgmon.stack import create_topics, free_port, kafka_admin
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "models" / "weights"
+MAX_BYTES = 65_536
+PATIENTS = 5
+WINDOWS = 4  # per patient: 3 before the malformed messages, 1 after
+
+
+def _settings(stack: Settings, prefix: str) -> Settings:
+    return stack.model_copy(
+        update={
+            "app_id": f"{prefix}-app",
+            "topic_windows": f"{prefix}.windows",
+            "topic_predictions": f"{prefix}.predictions",
+            "topic_reconstructions": f"{prefix}.reconstructions",
+            "topic_alerts": f"{prefix}.alerts",
+            "topic_deadletter": f"{prefix}.deadletter",
+            "max_message_bytes": MAX_BYTES,
+            "web_port": free_port(),
+        }
+    )
+
+
+def _env(s: Settings) -> dict[str, str]:
+    weights = (WEIGHTS / "classifier_student.pt").exists() and (WEIGHTS / "reconstructor_dual_branch.pt").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECGMON_")}
+    env.update(
+        {
+            "ECGMON_STATE_DIR": str(s.state_dir),
+            "ECGMON_KAFKA_PORT": str(s.kafka_port),
+            "ECGMON_INFLUX_PORT": str(s.influx_port),
+            "ECGMON_WEB_PORT": str(s.web_port),
+            "ECGMON_PARTITIONS": str(s.partitions),
+            "ECGMON_APP_ID": s.app_id,
+            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
+            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
+            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
+            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
+            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
+            "ECGMON_MAX_MESSAGE_BYTES": str(MAX_BYTES),
+            "ECGMON_MODEL_WEIGHTS": "1" if weights else "0",
+            "ECGMON_MC_SAMPLES": "2",
+            "ECGMON_TORCH_THREADS": "1",
+            "ECGMON_RECONSTRUCTION_POLICY": "every_k",
+            "ECGMON_RECONSTRUCTION_EVERY_K": "2",
+            "ECGMON_HEALTH_INTERVAL_S": "1",
+            "ECGMON_LOG_LEVEL": "info",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def worker(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A running worker (subprocess) with fresh topics; yields its settings."""
+    prefix = f"w{os.getpid()}x{free_port()}"
+    s = _settings(stack_settings, prefix)
+    create_topics(s.bootstrap, s.topics(), s.partitions)
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    ready = s.state_dir / f"worker-{s.app_id}.ready"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ecgmon.cli.main", "worker"],
+            env=_env(s),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"worker exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            return ready.exists()
+
+        wait_for(up, timeout_s=150, interval_s=0.5, what="the worker's readiness file")
+        yield s
+        assert proc.poll() is None, f"worker died:\n{log_path.read_text()[-3000:]}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _window(patient: str, seq: int) -> Window:
+    samples = nk.ecg_simulate(duration=10, sampling_rate=250, heart_rate=60 + 5 * seq, random_state=seq)
+    return Window(
+        patient_id=patient,
+        device_id="dev-1",
+        seq=seq,
+        t_start_ns=1_700_000_000_000_000_000 + seq * 10**10,
+        fs_hz=250.0,
+        samples=samples,
+        truth="N",
+    )
+
+
+def _malformed(patient: str) -> dict[bytes, bytes]:
+    good = encode_window(_window(patient, 0))
+    nan = bytearray(encode_window(_window(patient, 0), encoding="float32"))
+    nan[-4:] = struct.pack("<f", float("nan"))
+    version = bytearray(good)
+    version[4] = 2
+    return {
+        b"bad-random": np.random.default_rng(1).bytes(777),
+        b"bad-empty": b"",
+        b"bad-truncated": good[: len(good) // 2],
+        b"bad-nan": bytes(nan),
+        b"bad-oversized": b"ECGW" + bytes(MAX_BYTES),
+        b"bad-version": bytes(version),
+        b"bad-text": b"patient_id=p1 samples=0.1,0.2,0.3 and a lot more text to pass the header size",
+    }
+
+
+def _consume(s: Settings, topic: str, want: int) -> list[tuple[bytes | None, bytes]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=s.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+        fetch_max_bytes=8_000_000,
+        max_partition_fetch_bytes=8_000_000,
+    )
+    consumer.assign([TopicPartition(topic, p) for p in range(s.partitions)])
+    out: list[tuple[bytes | None, bytes]] = []
+
+    def more() -> bool:
+        for message in consumer:
+            out.append((message.key, message.value))
+        return len(out) >= want
+
+    try:
+        wait_for(more, timeout_s=90, interval_s=0.1, what=f"{want} records on {topic}")
+    finally:
+        consumer.close()
+    return out
+
+
+def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: Settings, influx: InfluxClient) -> None:
+    s = worker
+    patients = [f"{s.app_id}-p{i}" for i in range(PATIENTS)]
+    bad = _malformed(patients[0])
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=4 * MAX_BYTES)
+    for seq in range(WINDOWS - 1):
+        for p in patients:
+            producer.send(s.topic_windows, key=p.encode(), value=encode_window(_window(p, seq)))
+    for key, value in bad.items():
+        producer.send(s.topic_windows, key=key, value=value)
+    for p in patients:  # after the bad input: the worker must keep serving
+        producer.send(s.topic_windows, key=p.encode(), value=encode_window(_window(p, WINDOWS - 1)))
+    producer.flush()
+    producer.close()
+
+    # Predictions for every patient and window, in InfluxDB and on the predictions topic.
+    def all_in_influx() -> bool:
+        rows = influx.query(
+            f"SELECT COUNT(confidence) FROM prediction WHERE patient_id =~ /^{s.app_id}-/ GROUP BY patient_id"
+        )
+        counts = {r["tags"]["patient_id"]: r["values"][0][1] for r in rows}
+        return counts == {p: WINDOWS for p in patients}
+
+    wait_for(all_in_influx, timeout_s=120, interval_s=0.5, what="predictions of every patient in InfluxDB")
+    preds = [Prediction.from_bytes(v) for _, v in _consume(s, s.topic_predictions, PATIENTS * WINDOWS)]
+    assert sorted((p.patient_id, p.seq) for p in preds) == sorted((p, q) for p in patients for q in range(WINDOWS))
+    for pred in preds:
+        assert pred.label in pred.probs and abs(sum(pred.probs.values()) - 1.0) < 1e-3 and 0.0 <= pred.sqi <= 1.0
+        assert pred.hr_bpm is not None and abs(pred.hr_bpm - (60 + 5 * pred.seq)) < 3.0  # the simulated rate
+        assert pred.truth == "N" and pred.t_end_ns == 1_700_000_000_000_000_000 + (pred.seq + 1) * 10**10
+    latest = influx.query(f"SELECT * FROM prediction WHERE patient_id = '{patients[0]}' ORDER BY time DESC LIMIT 1")
+    row = dict(zip(latest[0]["columns"], latest[0]["values"][0], strict=True))
+    assert row["time"] == (1_700_000_000_000_000_000 + WINDOWS * 10**10) // 10**6  # stamped at the window end
+    schema = {"label", "confidence", "uncertainty", "p_N", "p_A", "p_O", "p_~", "hr_bpm", "sqi", "seq", "model"}
+    assert schema <= set(row)
+
+    # Every malformed message on the dead-letter topic under its original key, with its bytes.
+    letters = {k: DeadLetter.from_bytes(v) for k, v in _consume(s, s.topic_deadletter, len(bad))}
+    assert set(letters) == set(bad)
+    for letter_key, env in letters.items():
+        assert letter_key is not None and env.reason and env.topic == s.topic_windows and env.offset >= 0
+        assert bytes.fromhex(env.value_hex) == bad[letter_key][: s.deadletter_keep_bytes]
+    assert "exceeds" in letters[b"bad-oversized"].reason and "NaN" in letters[b"bad-nan"].reason
+
+    # Reconstructions by policy (every 2nd window), to Kafka and InfluxDB at display rate.
+    recs = [Reconstruction.from_bytes(v) for _, v in _consume(s, s.topic_reconstructions, PATIENTS * 2)]
+    assert sorted({r.seq for r in recs}) == [0, 2]
+    assert all(len(r.leads) == 11 and len(r.leads["V1"]) == int(10 * s.display_hz) for r in recs)
+    n_rec = influx.count(f"SELECT COUNT(value) FROM reconstruction WHERE patient_id = '{patients[1]}' AND lead = 'V1'")
+    assert n_rec == 2 * int(10 * s.display_hz)
+    n_raw = influx.count(f"SELECT COUNT(value) FROM ecg_lead_i WHERE patient_id = '{patients[1]}'")
+    assert n_raw == WINDOWS * int(10 * s.display_hz)
+
+    # The worker reports on itself, and commits offsets once outputs are written.
+    def health() -> bool:
+        rows = influx.query("SELECT last(windows_total), last(deadletter_total) FROM pipeline GROUP BY worker")
+        return any(r["values"][0][1] == PATIENTS * WINDOWS and r["values"][0][2] == len(bad) for r in rows)
+
+    wait_for(health, timeout_s=30, what="a pipeline point counting every window and dead letter")
+    admin = kafka_admin(s.bootstrap)
+    try:
+
+        def committed() -> bool:
+            tps = [TopicPartition(s.topic_windows, p) for p in range(s.partitions)]
+            offsets = admin.list_group_offsets({s.app_id: tps})[s.app_id]
+            total = sum(max(o.offset, 0) for o in offsets.values())
+            return bool(total == PATIENTS * WINDOWS + len(bad))
+
+        wait_for(committed, timeout_s=30, interval_s=0.5, what="committed offsets of every record")
+    finally:
+        admin.close()
+    json.dumps([p.probs for p in preds])  # records stay JSON-able
