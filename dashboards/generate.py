@@ -41,6 +41,7 @@ def datasource_config() -> dict[str, Any]:
                 "type": "influxdb",
                 "access": "proxy",
                 "url": "${ECGMON_INFLUX_URL}",
+                "database": "${ECGMON_INFLUX_DATABASE}",
                 "isDefault": True,
                 "editable": False,
                 "jsonData": {

@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     # --- inference ------------------------------------------------------------------------
     device: str = Field("auto", description="Torch device: auto, cpu, cuda or cuda:N (ECGMON_DEVICE).")
     torch_threads: int = Field(
-        0, ge=0, description="Torch intra-op threads; 0 = cores / processes (ECGMON_TORCH_THREADS)."
+        0, ge=0, description="Torch intra-op threads; 0 = all cores but one (the event loop's) (ECGMON_TORCH_THREADS)."
     )
     classifier: str = Field("student", description="Registry name of the classifier (ECGMON_CLASSIFIER).")
     reconstructor: str = Field("dual_branch", description="Registry name of the reconstructor (ECGMON_RECONSTRUCTOR).")
@@ -116,13 +116,13 @@ class Settings(BaseSettings):
         6, ge=1, description="k for the every_k policy (ECGMON_RECONSTRUCTION_EVERY_K)."
     )
     model_weights: bool = Field(
-        True, description="Load the committed weights; false builds untrained models, for tests (ECGMON_MODEL_WEIGHTS)."
+        True, description="Load committed weights; false = untrained models, for tests (ECGMON_MODEL_WEIGHTS)."
     )
     lead_off_flat_mv: float = Field(
-        0.05, gt=0, description="A window whose peak-to-peak is below this many mV is lead-off (ECGMON_LEAD_OFF_FLAT_MV)."
+        0.05, gt=0, description="Peak-to-peak below this many mV means lead-off (ECGMON_LEAD_OFF_FLAT_MV)."
     )
     lead_off_clip_fraction: float = Field(
-        0.2, gt=0, le=1, description="Share of samples at the extremes that means saturation (ECGMON_LEAD_OFF_CLIP_FRACTION)."
+        0.2, gt=0, le=1, description="Share of samples at the extremes = saturation (ECGMON_LEAD_OFF_CLIP_FRACTION)."
     )
 
     # --- alerts (every threshold of the alert engine) -----------------------------------
@@ -265,7 +265,7 @@ class Settings(BaseSettings):
         180.0, gt=0, description="Seconds the demo allows the worker to start (ECGMON_DEMO_WORKER_READY_S)."
     )
     demo_drain_s: float = Field(
-        120.0, gt=0, description="Seconds the demo waits for the last predictions (ECGMON_DEMO_DRAIN_S)."
+        60.0, gt=0, description="Demo stops waiting after this long without a new prediction (ECGMON_DEMO_DRAIN_S)."
     )
     live_refresh_s: float = Field(1.0, gt=0, description="Refresh period of the live view (ECGMON_LIVE_REFRESH_S).")
     demo_event_rate_per_h: float = Field(

@@ -85,10 +85,3 @@ def electrode_off(n: int, *, noise_mv: float, rng: np.random.Generator) -> np.nd
     """Electrode off: the amplifier sees a flat line with a little input noise, ``n`` samples in mV."""
     return rng.normal(0.0, noise_mv, n)
 
-
-def span_mask(t_s: np.ndarray, spans_s: list[tuple[float, float]] | tuple[tuple[float, float], ...]) -> np.ndarray:
-    """Boolean mask [n]: True where ``t_s`` falls inside any ``(start_s, end_s)`` span."""
-    mask = np.zeros(t_s.shape, dtype=bool)
-    for start_s, end_s in spans_s:
-        mask |= (t_s >= start_s) & (t_s < end_s)
-    return mask

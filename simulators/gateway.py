@@ -34,6 +34,8 @@ from ecgmon.errors import ConfigError, StackError
 from ecgmon.settings import Settings
 from simulators.synthetic import WindowData
 
+_LAG_EDGES_S = np.concatenate(([0.0], np.geomspace(0.001, 1000.0, 61)))  # lag histogram bins, wall s
+
 
 class Device(Protocol):
     """What the gateway needs from a simulated or replayed wearable."""
@@ -116,6 +118,21 @@ class RunStats:
     last_window_at: float = 0.0
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    lag_counts: np.ndarray = field(default_factory=lambda: np.zeros(_LAG_EDGES_S.size + 1, dtype=np.int64))
+    max_lag_s: float = 0.0
+
+    def add_lag(self, lag_s: float) -> None:
+        """Record how late (wall s) a window left against its schedule; bounded memory (a histogram)."""
+        self.lag_counts[int(np.searchsorted(_LAG_EDGES_S, lag_s))] += 1
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+
+    def lag_quantile_s(self, q: float) -> float | None:
+        """Upper bin edge below which a fraction ``q`` of the lags fall (None before any window)."""
+        total = int(self.lag_counts.sum())
+        if total == 0:
+            return None
+        i = int(np.searchsorted(np.cumsum(self.lag_counts), q * total))
+        return float(_LAG_EDGES_S[min(i, _LAG_EDGES_S.size - 1)])
 
     def elapsed_s(self) -> float:
         """Wall seconds from the start to the last window generated."""
@@ -135,6 +152,9 @@ class RunStats:
             "asked_rate_windows_per_s": round(self.asked_rate, 3) if self.speed > 0 else None,
             "speed": self.speed,
             "elapsed_s": round(self.elapsed_s(), 3),
+            "lag_p50_s": _round(self.lag_quantile_s(0.5)) if self.speed > 0 else None,
+            "lag_p99_s": _round(self.lag_quantile_s(0.99)) if self.speed > 0 else None,
+            "lag_max_s": round(self.max_lag_s, 4) if self.speed > 0 else None,
             "messages": self.messages,
             "acked": self.acked,
             "bytes": self.bytes,
@@ -300,10 +320,14 @@ async def run_gateway(
                 if i in held:
                     await deliver(*held.pop(i))
             else:
+                if speed > 0:
+                    stats.add_lag(time.monotonic() - wall0 - wall_due(due_s))
                 await _emit(dev, i, data, stats, options, rng, start_ns + int(clock_ns[i]), held, deliver, heap, due_s)
                 stats.last_window_at = time.monotonic()
                 jitter_s = rng.uniform(0.0, options.send_jitter_ms / 1000.0) * speed if speed > 0 else 0.0
                 next_due = float(phases[i]) + (seq + 1) * hop_s + jitter_s
+                if max_windows is not None and seq + 1 >= max_windows:
+                    next_due = due_s  # done: only its held-back window (if any) is left to send, now
                 heapq.heappush(heap, (next_due, tie, 0, i, seq + 1))
                 tie += 1
         now = time.monotonic()
@@ -376,3 +400,7 @@ async def _emit(
     if options.dup_prob and rng.random() < options.dup_prob:
         ps.duplicates += 1
         await deliver(key, value)
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)

@@ -185,7 +185,8 @@ def render_span(
     Pass ``af_mask`` (``timeline.af_mask()``) when rendering many spans, to compute it once.
     """
     mask = timeline.af_mask() if af_mask is None else af_mask
-    a, b = np.searchsorted(timeline.beat_times_s, [t0_s - 0.6, t0_s + duration_s + 0.4])
+    times = timeline.beat_times_s
+    a, b = np.searchsorted(times, [t0_s - 0.8, t0_s + duration_s + 0.4])
     return render_beats(
         timeline.beat_times_s[a:b],
         timeline.beat_types[a:b],
@@ -198,6 +199,7 @@ def render_span(
         noise_mv=noise_mv,
         wander=wander,
         templates=beat_templates(morphology, float(fs_hz)),
+        first_rr_s=float(times[a] - times[a - 1]) if 0 < a < b else None,
     )
 
 

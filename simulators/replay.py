@@ -38,13 +38,19 @@ _SAFE_RE = re.compile(r"[^A-Za-z0-9._-]")
 _CINC2017_TRUTH = {"N": "N", "A": "AF", "O": "OTHER", "~": "NOISE"}
 _NAO_TRUTH = {"N": "N", "A": "AF", "O": "OTHER"}
 _PTBXL_TRUTH = {"SR": "N", "AF": "AF", "OTHER": "OTHER"}
-_LUDB_TRUTH = {
-    "sinus rhythm": "N",
-    "sinus bradycardia": "BRADY",
-    "sinus tachycardia": "TACHY",
-    "atrial fibrillation": "AF",
-    "atrial flutter": "AFL",
-}
+_LUDB_TRUTH = (  # first line of ludb's Rhythms, by prefix; first match wins
+    ("sinus bradycardia", "BRADY"),
+    ("sinus tachycardia", "TACHY"),
+    ("sinus", "N"),  # sinus rhythm, sinus arrhythmia
+    ("irregular sinus", "N"),
+    ("atrial fibrillation", "AF"),
+    ("atrial flutter", "AFL"),
+)
+
+
+def _ludb_truth(rhythms: str) -> str:
+    first = rhythms.strip().splitlines()[0].strip().lower() if rhythms.strip() else ""
+    return next((label for prefix, label in _LUDB_TRUTH if first.startswith(prefix)), "OTHER")
 
 
 @dataclass(frozen=True)
@@ -132,22 +138,21 @@ def _folder_meta(folder: Path) -> dict[str, dict[str, object]]:
     ludb = folder / "ludb.csv"
     if ludb.exists():
         with ludb.open(newline="") as f:
-            for row in csv.DictReader(f):
-                rhythm = (row.get("Rhythms") or "").strip().lower()
-                meta[str(row.get("ID", "")).strip()] = {
-                    "truth": _LUDB_TRUTH.get(rhythm, "OTHER"),
-                    "age": _age(row.get("Age")),
-                    "sex": _sex(row.get("Sex")),
+            for rec in csv.DictReader(f):
+                meta[str(rec.get("ID", "")).strip()] = {
+                    "truth": _ludb_truth(rec.get("Rhythms") or ""),
+                    "age": _age(rec.get("Age")),
+                    "sex": _sex(rec.get("Sex")),
                 }
     labels = folder / "labels.csv"
     if labels.exists():
         with labels.open(newline="") as f:
-            for row in csv.DictReader(f):
-                if "rhythm_nao" in row and "record" in row:
-                    meta[row["record"]] = {
-                        "truth": _NAO_TRUTH.get(row["rhythm_nao"].strip()),
-                        "age": _age(row.get("age")),
-                        "sex": _sex(row.get("sex")),
+            for rec in csv.DictReader(f):
+                if "rhythm_nao" in rec and "record" in rec:
+                    meta[rec["record"]] = {
+                        "truth": _NAO_TRUTH.get(rec["rhythm_nao"].strip()),
+                        "age": _age(rec.get("age")),
+                        "sex": _sex(rec.get("sex")),
                     }
     return meta
 
@@ -160,8 +165,7 @@ def discover(path: Path, *, lead: str = "I") -> list[ReplayItem]:
     lead = canonical_lead(lead)
     path = Path(path)
     if Path(f"{path}.hea").exists():
-        meta = _folder_meta(path.parent).get(path.name, {})
-        return [_wfdb_item(path, lead, meta)]
+        return [_wfdb_item(path, lead, _folder_meta(path.parent).get(path.name, {}))]
     if not path.is_dir():
         raise DataError(f"{path} is neither a WFDB record (no {path}.hea) nor a folder; check --replay.")
     arrays = sorted(p for p in path.glob("*hz.npy") if _ARRAY_RE.match(p.name))
@@ -289,6 +293,7 @@ class ReplayDevice:
         self._window_s, self._hop_s = window_s, hop_s
         self._max_windows = max_windows
         self._signal: np.ndarray | None = None
+        self._per_pass: int | None = None
 
     def _load(self) -> np.ndarray:
         if self._signal is None:
@@ -305,21 +310,25 @@ class ReplayDevice:
 
     def windows_per_pass(self) -> int:
         """How many windows one pass over the record gives."""
-        x = self._load()
-        win_n, hop_n = self._sizes()
-        return max(1, (x.size - win_n) // hop_n + 1)
+        if self._per_pass is None:
+            x = self._load()
+            win_n, hop_n = self._sizes()
+            self._per_pass = max(1, (x.size - win_n) // hop_n + 1)
+        return self._per_pass
 
     def _sizes(self) -> tuple[int, int]:
         return round(self._window_s * self.fs_hz), round(self._hop_s * self.fs_hz)
 
     def window(self, seq: int) -> WindowData | None:
         """Window ``seq`` of the stream, or None once the device has sent everything."""
-        x = self._load()
         per_pass = self.windows_per_pass()
         limit = self._max_windows if self._max_windows is not None else per_pass
         if seq >= limit:
-            self._signal = None  # release memory once done
             return None
+        x = self._load()
         win_n, hop_n = self._sizes()
         start = (seq % per_pass) * hop_n
-        return WindowData(seq=seq, t0_s=seq * hop_n / self.fs_hz, samples=x[start : start + win_n], truth=self.item.truth)
+        samples = x[start : start + win_n]
+        if seq == limit - 1:  # the last window: let the record go now
+            samples, self._signal = samples.copy(), None
+        return WindowData(seq=seq, t0_s=seq * hop_n / self.fs_hz, samples=samples, truth=self.item.truth)

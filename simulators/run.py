@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,7 +146,9 @@ def _ltafdb_devices(
         tl = timelines[record]
         start_s = opts.start_h * 3600.0
         if start_s >= tl.duration_s - settings.window_s:
-            raise ConfigError(f"--start-h {opts.start_h:g} is past the end of record {record} ({tl.duration_s / 3600:.1f} h).")
+            raise ConfigError(
+                f"--start-h {opts.start_h:g} is past the end of record {record} ({tl.duration_s / 3600:.1f} h)."
+            )
         pid = f"ltafdb-{record}" if i < len(names) else f"ltafdb-{record}-{i // len(names)}"
         seed = [opts.seed, zlib.crc32(record.encode()), i // len(names)]
         devices.append(
@@ -188,8 +191,10 @@ async def simulate(
     the summary says ``"interrupted": true``.
     """
     extra: dict[str, object] = {}
+    t_setup = time.monotonic()
     if devices is None:
         devices, extra = build_devices(settings, opts)
+    extra["setup_s"] = round(time.monotonic() - t_setup, 3)
     gw = gateway_options(settings, opts)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

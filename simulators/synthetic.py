@@ -22,7 +22,7 @@ import numpy as np
 from simulators.render import Morphology, beat_templates, render_beats
 from simulators.rhythms import Episode, RhythmGenerator, RhythmProfile
 
-_MARGIN_BEFORE_S = 0.6  # beats this far before a window still reach into it (T waves)
+_MARGIN_BEFORE_S = 0.8  # beats this far before a window still reach into it (T waves)
 _MARGIN_AFTER_S = 0.4  # beats this far after a window still reach into it (P waves)
 
 
@@ -85,7 +85,10 @@ class SyntheticPatient:
         t1_s = t0_s + duration_s
         self.rhythm.extend(t1_s + _MARGIN_AFTER_S)
         self._extend_artefacts(t1_s)
-        beats = self.rhythm.beats.between(t0_s - _MARGIN_BEFORE_S, t1_s + _MARGIN_AFTER_S)
+        all_beats = self.rhythm.beats
+        a, b = np.searchsorted(all_beats.times_s, [t0_s - _MARGIN_BEFORE_S, t1_s + _MARGIN_AFTER_S])
+        beats = all_beats.between(t0_s - _MARGIN_BEFORE_S, t1_s + _MARGIN_AFTER_S)
+        first_rr_s = float(all_beats.times_s[a] - all_beats.times_s[a - 1]) if 0 < a < b else None
         spans = [a for a in self._artefacts if a[1] > t0_s and a[0] < t1_s]
         samples = render_beats(
             beats.times_s,
@@ -101,9 +104,10 @@ class SyntheticPatient:
             motion_spans_s=[(a, b) for a, b, kind in spans if kind == "NOISE"],
             lead_off_spans_s=[(a, b) for a, b, kind in spans if kind == "LEAD_OFF"],
             templates=self.templates,
+            first_rr_s=first_rr_s,
         )
         truth = self._truth(t0_s, t1_s, spans)
-        self.rhythm.forget(t0_s - 2 * _MARGIN_BEFORE_S)
+        self.rhythm.forget(t0_s - 10.0)  # keeps the beat before the next window's first (pauses up to ~9 s)
         if not self._fixed_artefacts:
             self._artefacts = [a for a in self._artefacts if a[1] > t0_s]
         return WindowData(seq=seq, t0_s=t0_s, samples=samples.astype(np.float32), truth=truth)

@@ -12,11 +12,15 @@ Scoring rules (per record, inside its scored span only):
   It is **detected** when an AF alert's span overlaps it; an alert's span runs from the start of the
   window that opened it to the end of the window that resolved it (or the end of the span).
   **Onset delay** = alert open time (end of the opening window) - episode onset, floored at 0 when the
-  alert was already open.
+  alert was already open; the **fresh onset delay** counts only episodes whose alert opened at or after
+  the onset (no alert carried over from a neighbouring episode), the latency of a new detection.
 * An AF alert is **false** when no annotated AF (of any length) lies within its span widened by
   ``tolerance_s`` (60 s) on both sides. Alerts opened outside the span are not judged.
-* **AF burden** = share of the span with AF annotated (truth) or with an AF alert open (estimate);
-  ``af_burden_error_pp`` is the mean over records of their absolute difference in percentage points.
+* **AF burden** = share of the span with AF annotated (truth), estimated as the share of the span's
+  windows whose evidence counts as AF under the configured mode and gates (good signal, confidence,
+  uncertainty, RR score): what a Holter report's burden figure is. ``af_burden_error_pp`` is the mean
+  over records of the absolute difference in percentage points; ``alert_burden_error_pp`` the same
+  with the time an AF alert was open as the estimate (lagged by k windows at onset and m at offset).
 """
 
 from __future__ import annotations
@@ -116,10 +120,12 @@ class RecordScore:
     episodes: int
     detected: int
     onset_delays_s: list[float]
+    fresh_delays_s: list[float]
     alerts: int
     false_alerts: int
     true_burden: float
     est_burden: float
+    alert_burden: float
 
     def row(self) -> dict[str, Any]:
         """JSON row for ``per_record``."""
@@ -129,10 +135,12 @@ class RecordScore:
             "episodes": self.episodes,
             "detected": self.detected,
             "median_onset_delay_s": _median(self.onset_delays_s),
+            "median_fresh_onset_delay_s": _median(self.fresh_delays_s),
             "alerts": self.alerts,
             "false_alerts": self.false_alerts,
             "true_burden_pct": round(100 * self.true_burden, 3),
             "est_burden_pct": round(100 * self.est_burden, 3),
+            "alert_burden_pct": round(100 * self.alert_burden, 3),
         }
 
 
@@ -145,10 +153,13 @@ class Summary:
     detected: int
     sensitivity: float | None
     median_onset_delay_s: float | None
+    median_fresh_onset_delay_s: float | None
+    fresh_onsets: int
     false_alerts: int
     false_alerts_per_hour: float | None
     hours: float
     af_burden_error_pp: float | None
+    alert_burden_error_pp: float | None
     per_record: list[dict[str, Any]] = field(default_factory=list)
 
     def figures(self) -> dict[str, Any]:
@@ -156,8 +167,10 @@ class Summary:
         return {
             "records": self.records, "episodes": self.episodes, "detected": self.detected,
             "sensitivity": self.sensitivity, "median_onset_delay_s": self.median_onset_delay_s,
+            "median_fresh_onset_delay_s": self.median_fresh_onset_delay_s, "fresh_onsets": self.fresh_onsets,
             "false_alerts": self.false_alerts, "false_alerts_per_hour": self.false_alerts_per_hour,
             "hours": round(self.hours, 3), "af_burden_error_pp": self.af_burden_error_pp,
+            "alert_burden_error_pp": self.alert_burden_error_pp,
         }
 
 
@@ -211,13 +224,27 @@ def _opt(v: float) -> float | None:
     return None if not math.isfinite(v) else float(v)
 
 
+@dataclass
+class Replay:
+    """The engine's AF alerts ``(open_s, close_s)`` and, per window, whether its evidence counted as AF."""
+
+    intervals: list[tuple[float, float]]
+    af_windows: np.ndarray
+
+
 def replay_af(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> list[tuple[float, float]]:
     """Replay the alert engine over a record's windows; return its AF alerts as ``(open_s, close_s)``.
 
     ``open_s`` is the end of the opening window, ``close_s`` the end of the resolving window (or of the
     last window when still open).
     """
+    return replay(evidence, settings, t0_ns=t0_ns).intervals
+
+
+def replay(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> Replay:
+    """``replay_af`` plus the per-window AF verdict (good signal and the configured evidence says AF)."""
     engine = AlertEngine(settings)
+    positive = np.zeros(len(evidence.t_end_s), dtype=bool)
     state = new_state()
     intervals: list[tuple[float, float]] = []
     opened: float | None = None
@@ -240,6 +267,7 @@ def replay_af(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> list
             hr_bpm=_opt(hr), sqi=sqi, max_rr_s=_opt(max_rr), rr_irregularity=_opt(rr), lead_off=bool(off),
         )
         _, events = engine.advance(state, obs)
+        positive[i] = not engine.is_poor(obs) and engine.af_evidence(obs)[0]
         for e in events:
             if e.type != "af":
                 continue
@@ -250,7 +278,7 @@ def replay_af(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> list
                 opened = None
     if opened is not None:
         intervals.append((opened, float(evidence.t_end_s[-1])))
-    return intervals
+    return Replay(intervals, positive)
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -264,6 +292,8 @@ def score_record(
     window_s: float,
     min_episode_s: float,
     tolerance_s: float = TOLERANCE_S,
+    window_t_end_s: np.ndarray | None = None,
+    window_af: np.ndarray | None = None,
 ) -> RecordScore:
     """Score one record's AF alerts against its annotated episodes (rules in the module docstring)."""
     lo, hi = truth.span_from_s, truth.span_to_s
@@ -273,21 +303,29 @@ def score_record(
     inside = [(a0, a1, o) for a0, a1, o in spans if lo <= o <= hi]
     clipped = [(max(o, lo), min(c, hi)) for o, c in eps if c > lo and o < hi]
     countable = [(o, c) for o, c in clipped if c - o >= min_episode_s]
-    detected, delays = 0, []
+    detected, delays, fresh = 0, [], []
     for on, off in countable:
         hits = [o for a0, a1, o in spans if a0 <= off and a1 >= on]
         if hits:
             detected += 1
             delays.append(max(0.0, min(hits) - on))
+            if min(hits) >= on:
+                fresh.append(min(hits) - on)
     false = sum(
         1 for a0, a1, _ in inside
         if not any(o <= a1 + tolerance_s and c >= a0 - tolerance_s for o, c in eps)
     )
     true_time = sum(c - o for o, c in clipped)
     est_time = sum(_overlap(o, c, lo, hi) for o, c in alerts)
+    window_burden = est_time / span
+    if window_t_end_s is not None and window_af is not None:
+        in_span = (window_t_end_s - window_s >= lo - 1e-6) & (window_t_end_s <= hi + 1e-6)
+        window_burden = float(window_af[in_span].mean()) if in_span.any() else 0.0
     return RecordScore(
         record=truth.record, hours=span / 3600.0, episodes=len(countable), detected=detected, onset_delays_s=delays,
-        alerts=len(inside), false_alerts=false, true_burden=true_time / span, est_burden=est_time / span,
+        fresh_delays_s=fresh,
+        alerts=len(inside), false_alerts=false, true_burden=true_time / span, est_burden=window_burden,
+        alert_burden=est_time / span,
     )
 
 
@@ -298,13 +336,17 @@ def summarise(scores: Sequence[RecordScore]) -> Summary:
     hours = sum(s.hours for s in scores)
     false = sum(s.false_alerts for s in scores)
     delays = [d for s in scores for d in s.onset_delays_s]
+    fresh = [d for s in scores for d in s.fresh_delays_s]
     burden = [abs(s.est_burden - s.true_burden) * 100 for s in scores]
+    alert_burden = [abs(s.alert_burden - s.true_burden) * 100 for s in scores]
     return Summary(
         records=len(scores), episodes=episodes, detected=detected,
         sensitivity=round(detected / episodes, 4) if episodes else None,
-        median_onset_delay_s=_median(delays), false_alerts=false,
+        median_onset_delay_s=_median(delays), median_fresh_onset_delay_s=_median(fresh), fresh_onsets=len(fresh),
+        false_alerts=false,
         false_alerts_per_hour=round(false / hours, 4) if hours > 0 else None, hours=hours,
         af_burden_error_pp=round(float(np.mean(burden)), 3) if burden else None,
+        alert_burden_error_pp=round(float(np.mean(alert_burden)), 3) if alert_burden else None,
         per_record=[s.row() for s in scores],
     )
 
@@ -313,10 +355,11 @@ def evaluate_settings(
     pairs: Sequence[tuple[Evidence, Truth]], settings: Settings, *, min_episode_s: float
 ) -> Summary:
     """Replay the engine with ``settings`` on every record's cached evidence and score it."""
-    scores = [
-        score_record(t, replay_af(e, settings), window_s=e.window_s, min_episode_s=min_episode_s)
-        for e, t in pairs
-    ]
+    scores = []
+    for e, t in pairs:
+        r = replay(e, settings)
+        scores.append(score_record(t, r.intervals, window_s=e.window_s, min_episode_s=min_episode_s,
+                                   window_t_end_s=e.t_end_s, window_af=r.af_windows))
     return summarise(scores)
 
 

@@ -6,7 +6,9 @@ computation on a window (preprocessing, the RR evidence, the InfluxDB lines and 
 prediction and the waveforms) happens here, in the inference thread, so the event loop only routes.
 
 On CUDA the models run under autocast after a warm-up batch (the reconstructor pins its inputs and
-copies them non-blocking); on CPU there is no warm-up, and torch gets ``torch_threads`` threads.
+copies them non-blocking); on CPU there is no warm-up, and torch gets ``torch_threads`` threads
+(default: every core but one, which the event loop needs for Kafka and InfluxDB I/O; measured on the
+shared 2-core dev machine, two intra-op threads ran a 64-window batch 8x slower than one).
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class Inference:
     @classmethod
     def load(cls, settings: Settings) -> Inference:
         """Load the classifier (and the reconstructor unless the policy is ``never``) by registry name."""
-        threads = settings.torch_threads or max(1, os.cpu_count() or 1)
+        threads = settings.torch_threads or max(1, (os.cpu_count() or 1) - 1)  # one core for the event loop
         torch.set_num_threads(threads)
         device = settings.resolved_device()
         classifier = registry.load(settings.classifier, device=device, weights=settings.model_weights)
@@ -115,6 +117,7 @@ class Inference:
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
             out = clf.predict(prep.x, mc_samples=s.mc_samples)
             recon = self._reconstruct(requests, prep.x)
+        display = self._display(windows)
         probs = np.asarray(out.probs, dtype=np.float64)
         uncertainty = np.asarray(out.uncertainty, dtype=np.float64).reshape(-1)
         results = []
@@ -158,7 +161,7 @@ class Inference:
             lines += points.waveform_lines(
                 "ecg_lead_i",
                 {"patient_id": w.patient_id},
-                {"value": resample(w.samples, w.fs_hz, s.display_hz)},
+                {"value": display[i]},
                 fs_hz=s.display_hz,
                 t_start_ns=w.t_start_ns,
             )
@@ -177,6 +180,18 @@ class Inference:
                 ).to_bytes()
             results.append(Result(w, prediction, max_rr, bool(prep.lead_off[i]), lines, record))
         return results
+
+    def _display(self, windows: Sequence[Window]) -> list[np.ndarray]:
+        """Raw lead I of each window at ``display_hz`` (windows of one rate and length resampled together)."""
+        out: list[np.ndarray] = [np.zeros(0)] * len(windows)
+        groups: dict[tuple[float, int], list[int]] = {}
+        for i, w in enumerate(windows):
+            groups.setdefault((w.fs_hz, w.samples.shape[0]), []).append(i)
+        for (fs_hz, _), idx in groups.items():
+            resampled = resample(np.stack([windows[i].samples for i in idx]), fs_hz, self.settings.display_hz)
+            for row, i in enumerate(idx):
+                out[i] = resampled[row]
+        return out
 
     def _reconstruct(self, requests: Sequence[Request], x_clf: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``{index: (mean, std)}`` at display rate, ``[11, k]`` each, for the requests that ask for it."""

@@ -78,6 +78,10 @@ def waveform_lines(
     k = len(columns[0]) if columns else 0
     offsets_ns = np.rint(np.arange(k) * (1e9 / fs_hz)).astype(np.int64)
     t_ms = ((np.int64(t_start_ns) + offsets_ns) // NS_PER_MS).tolist()
+    if all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in fields.values()):  # the fast, common case
+        rendered = [[f"{name}={x!r}" for x in col] for name, col in zip(names, columns, strict=True)]
+        joined = rendered[0] if len(rendered) == 1 else [",".join(parts) for parts in zip(*rendered, strict=True)]
+        return [f"{prefix} {body} {t}" for body, t in zip(joined, t_ms, strict=True)]
     out = []
     for i in range(k):
         parts = [f"{name}={col[i]!r}" for name, col in zip(names, columns, strict=True) if math.isfinite(col[i])]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ecgmon.cli.main import app
 from ecgmon.settings import Settings
 from streams.alert_eval.run import EvalOptions, collect, report
-from streams.evaluate_alerts import Evidence, Truth, replay_af, score_record, summarise
+from streams.evaluate_alerts import Evidence, Truth, evaluate_settings, replay_af, score_record, summarise
 
 KEYS = {"records", "episodes", "detected", "sensitivity", "median_onset_delay_s", "false_alerts_per_hour"}
 LTAF_KEYS = KEYS | {"hours", "af_burden_error_pp", "per_record", "by_evidence", "windows_per_s"}
@@ -22,7 +22,7 @@ def test_scoring_rules_on_a_hand_made_timeline() -> None:
     truth = Truth("r", 0.0, 3600.0, np.array([[100.0, 400.0], [1000.0, 1020.0]]))
     alerts = [(130.0, 450.0), (1050.0, 1060.0), (2000.0, 2100.0)]
     s = score_record(truth, alerts, window_s=10.0, min_episode_s=30.0)
-    assert (s.episodes, s.detected, s.onset_delays_s) == (1, 1, [30.0])  # the 20 s episode is not counted
+    assert (s.episodes, s.detected, s.onset_delays_s, s.fresh_delays_s) == (1, 1, [30.0], [30.0])  # 20 s: not counted
     assert (s.alerts, s.false_alerts) == (3, 1)  # 1050 is within 60 s of the short episode: not false
     assert s.true_burden == pytest.approx(320 / 3600)
     assert s.est_burden == pytest.approx((320 + 10 + 100) / 3600)
@@ -49,6 +49,10 @@ def test_replay_opens_and_resolves_af_from_evidence() -> None:
     s = Settings(alert_af_k=3, alert_af_n=4, alert_af_resolve_m=3, alert_af_evidence="classifier")
     assert replay_af(ev, s) == [(130.0, 230.0)]  # opens at the 3rd AF window, resolves after the 3rd clean one
     assert replay_af(ev, s.model_copy(update={"alert_af_evidence": "rr"})) == [(130.0, 230.0)]
+    summary = evaluate_settings([(ev, Truth("r", 0.0, 300.0, np.array([[100.0, 200.0]])))], s, min_episode_s=30)
+    assert (summary.sensitivity, summary.median_onset_delay_s, summary.false_alerts) == (1.0, 30.0, 0)
+    assert summary.af_burden_error_pp == pytest.approx(0.0)  # 10 AF windows of 30 = 100 s of 300
+    assert summary.alert_burden_error_pp == pytest.approx(0.0)  # open 130-230: lagged but as long
 
 
 def test_cpsc2021_records_in_place(data_dir: Path) -> None:

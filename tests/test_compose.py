@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -141,3 +142,11 @@ def test_compose_binary_accepts_the_files(tmp_path: Path) -> None:
         cmd = [*argv, "--env-file", str(env), "-f", "docker-compose.yml", *extra, "config", "--quiet"]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("script", ["deploy/create-topics.sh", "deploy/influxdb-init/10-dbrp.sh"])
+def test_init_scripts_are_executable_bash(script: str) -> None:
+    path = ROOT / script
+    assert os.access(path, os.X_OK), f"{script} must be executable"
+    done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr

@@ -324,3 +324,33 @@ def test_every_provisioned_query_runs_on_the_known_points(known: InfluxClient) -
     assert len({r.label for r in results}) == len(results)
     assert sum(1 for _ in alert_queries(load_alert_rules())) == 5
     assert json.dumps([r.sent for r in results]).count("$") == 0
+
+
+@pytest.mark.integration
+def test_live_snapshot_shows_each_patient_and_open_alert(known: InfluxClient) -> None:
+    from rich.console import Console
+
+    from dashboards.live import render, snapshot
+
+    snap = snapshot(known, T0, T0 + 200_000, patients=set(PATIENTS))
+    rows = {r.patient_id: r for r in snap.patients}
+    assert set(rows) == set(PATIENTS) and snap.windows == 36 and snap.open_alerts == 2
+    assert rows["dash-a"].label == "A" and rows["dash-a"].open_alerts == ["af"] and rows["dash-b"].open_alerts == []
+    assert rows["dash-c"].hr_bpm == 80.0 and rows["dash-c"].seq == 11
+    console = Console(width=160, record=True)
+    console.print(render(snap))
+    text = console.export_text()
+    assert "3 patients" in text and "2 alerts open" in text and "AF" in text and "pause" in text
+
+
+@pytest.mark.integration
+def test_report_reads_the_run_back(known: InfluxClient, tmp_path: Path) -> None:
+    from dashboards.report import load_patients, write_report
+
+    data = {p.patient_id: p.summary() for p in load_patients(known, T0, T0 + 200_000, set(PATIENTS))}
+    assert data["dash-a"]["windows"] == 12 and data["dash-a"]["alerts_opened"] == {"af": 1}
+    assert data["dash-b"]["alerts_opened"] == {"brady": 1}
+    path = write_report(known, tmp_path, t_from_ms=T0, t_to_ms=T0 + 200_000, patients=set(PATIENTS), notes=["n"])
+    text = path.read_text()
+    assert text.count("data:image/png;base64,") == len(PATIENTS) + 2  # patients, 12-lead, pipeline
+    assert 'alt="reconstructed 12-lead"' in text and "dash-c" in text

@@ -7,6 +7,7 @@ Database says they are, and heart rates must match the annotations.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import neurokit2 as nk
 import numpy as np
@@ -45,7 +46,9 @@ def _spans(tl, rhythm: str, span_s: float, k: int) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize(("record", "rhythm"), [("00", "(N"), ("01", "(AFIB"), ("12", "(AFIB"), ("23", "(AFIB"), ("16", "(N")])
+@pytest.mark.parametrize(
+    ("record", "rhythm"), [("00", "(N"), ("01", "(AFIB"), ("12", "(AFIB"), ("23", "(AFIB"), ("16", "(N")]
+)
 def test_ltafdb_r_peaks_within_20_ms_and_heart_rate_within_1_bpm(data_dir: Path, record: str, rhythm: str) -> None:
     tl = load_timeline(data_dir / "ltafdb", record)
     rng = np.random.default_rng(int(record) + 7)
@@ -92,7 +95,9 @@ def test_af_beats_lose_their_p_wave_and_gain_a_4_to_9_hz_baseline() -> None:
     rng = np.random.default_rng(0)
     rr = rng.uniform(0.6, 1.1, 200)  # same irregular timing for both, so only atrial activity differs
     beats = np.cumsum(rr)
-    kw = dict(fs_hz=fs_hz, t0_s=0.0, duration_s=float(beats[-1]), morphology=m, noise_mv=0.0, wander=False)
+    kw: dict[str, Any] = dict(
+        fs_hz=fs_hz, t0_s=0.0, duration_s=float(beats[-1]), morphology=m, noise_mv=0.0, wander=False
+    )
     sinus = render_beats(beats, ["N"] * beats.size, np.zeros(beats.size, bool), rng=rng, **kw)
     af = render_beats(beats, ["N"] * beats.size, np.ones(beats.size, bool), rng=rng, **kw)
     p_sinus = _beat_locked_mean(sinus, beats, fs_hz, 0.0, 0.25, 0.0)
@@ -105,7 +110,7 @@ def test_af_beats_lose_their_p_wave_and_gain_a_4_to_9_hz_baseline() -> None:
 
 
 def test_f_wave_amplitude_varies_and_joins_across_windows() -> None:
-    kw = dict(fs_hz=250.0, amp_mv=0.1, freqs_hz=(4.8, 6.1, 7.9), phases=(0.3, 1.2, 2.0))
+    kw: dict[str, Any] = dict(fs_hz=250.0, amp_mv=0.1, freqs_hz=(4.8, 6.1, 7.9), phases=(0.3, 1.2, 2.0))
     whole = artefacts.fibrillatory_wave(1000.0, 5000, **kw)
     halves = np.concatenate([artefacts.fibrillatory_wave(1000.0, 2500, **kw),
                              artefacts.fibrillatory_wave(1010.0, 2500, **kw)])
@@ -119,7 +124,7 @@ def test_ventricular_beats_are_wide_and_atrial_beats_have_an_early_p() -> None:
     m = Morphology(pr_s=0.18, pac_pr_s=0.11, pac_p_frac=0.7)
     beats = np.arange(1.0, 61.0, 1.0)
     rng = np.random.default_rng(1)
-    kw = dict(fs_hz=fs_hz, t0_s=0.0, duration_s=62.0, morphology=m, noise_mv=0.0, wander=False, rng=rng)
+    kw: dict[str, Any] = dict(fs_hz=fs_hz, t0_s=0.0, duration_s=62.0, morphology=m, noise_mv=0.0, wander=False, rng=rng)
     mean = {}
     for kind in "NAV":
         x = render_beats(beats, [kind] * beats.size, np.zeros(beats.size, bool), **kw)
@@ -142,16 +147,20 @@ def test_windows_rendered_apart_equal_one_rendered_whole() -> None:
     beats = np.cumsum(rng.uniform(0.5, 1.2, 40))
     types = rng.choice(["N", "A", "V"], 40, p=[0.8, 0.1, 0.1])
     af = np.arange(40) > 20
-    kw = dict(fs_hz=250.0, morphology=m, noise_mv=0.0, rng=rng)
-    whole = render_beats(beats, types, af, t0_s=2.0, duration_s=20.0, **kw)
-    parts = [render_beats(beats, types, af, t0_s=t0, duration_s=10.0, **kw) for t0 in (2.0, 12.0)]
+    whole = render_beats(beats, types, af, fs_hz=250.0, t0_s=2.0, duration_s=20.0, morphology=m, noise_mv=0.0, rng=rng)
+    parts = [
+        render_beats(beats, types, af, fs_hz=250.0, t0_s=t0, duration_s=10.0, morphology=m, noise_mv=0.0, rng=rng)
+        for t0 in (2.0, 12.0)
+    ]
     assert np.allclose(whole, np.concatenate(parts), atol=1e-4)
 
 
 def test_same_generator_seed_same_signal_and_lead_off_is_flat() -> None:
     beats = np.arange(0.5, 12.0, 0.8)
     args = (beats, ["N"] * beats.size, np.zeros(beats.size, bool))
-    kw = dict(fs_hz=250.0, t0_s=0.0, duration_s=10.0, morphology=Morphology(), lead_off_spans_s=[(5.0, 20.0)])
+    kw: dict[str, Any] = dict(
+        fs_hz=250.0, t0_s=0.0, duration_s=10.0, morphology=Morphology(), lead_off_spans_s=[(5.0, 20.0)]
+    )
     a = render_beats(*args, rng=np.random.default_rng(9), **kw)
     b = render_beats(*args, rng=np.random.default_rng(9), **kw)
     assert np.array_equal(a, b)

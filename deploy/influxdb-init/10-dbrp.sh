@@ -5,6 +5,8 @@
 # Grafana use reach it.
 set -euo pipefail
 db="${ECGMON_INFLUX_DATABASE:-ecg}"
-bucket_id="$(influx bucket list --org "${DOCKER_INFLUXDB_INIT_ORG}" --name "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | cut -f1)"
+# The image exports the new bucket's id to init scripts; look it up if an older image does not.
+bucket_id="${DOCKER_INFLUXDB_INIT_BUCKET_ID:-$(influx bucket list --org "${DOCKER_INFLUXDB_INIT_ORG}" \
+  --name "${DOCKER_INFLUXDB_INIT_BUCKET}" --hide-headers | cut -f1)}"
 influx v1 dbrp create --org "${DOCKER_INFLUXDB_INIT_ORG}" --bucket-id "${bucket_id}" --db "${db}" --rp autogen --default
 influx v1 dbrp list --org "${DOCKER_INFLUXDB_INIT_ORG}"

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ecgmon.errors import ConfigError
@@ -65,7 +66,7 @@ def check(
     )
     table = Table("query", "rows", "error")
     for r in results:
-        table.add_row(r.label, str(r.rows), r.error)
+        table.add_row(escape(r.label), str(r.rows), escape(r.error))
     console.print(table)
     failed = [r.label for r in results if r.error or (require_data and r.rows == 0)]
     if failed:

@@ -7,8 +7,9 @@ sent has its prediction in InfluxDB, writes the HTML report (``dashboards.report
 its path. It stops what it started (the worker, the simulator, and the stack parts it started)
 and leaves alone a stack it found running.
 
-The simulated recording ends "now": its clock starts ``duration + window`` seconds in the past,
-so every point is in Grafana's default "last N minutes" and the report's range is exact.
+The simulated recording ends "now": its clock starts ``duration + window`` seconds in the past
+(or just after the last stored prediction, if that is later), so its points are in Grafana's
+default "last N minutes" and never overlap an earlier run's, and the report's range is exact.
 Unless set in the environment, the worker reconstructs every k-th window
 (``ECGMON_RECONSTRUCTION_POLICY=every_k``) so the report has a 12-lead, and the simulator draws
 ``ECGMON_DEMO_EVENT_RATE_PER_H`` events per hour so a short run has episodes.
@@ -117,6 +118,28 @@ def predictions_per_patient(client: Any, t_from_ms: int, t_to_ms: int) -> dict[s
     return {s["tags"]["patient_id"]: int(s["values"][0][1]) for s in client.query(query)}
 
 
+def recording_start_ns(client: Any, now_ns: int, span_s: float) -> int:
+    """Start the simulated clock ``span_s`` before now, but after any stored prediction.
+
+    So the recording ends about now (Grafana's "last N minutes" shows it) and never overlaps an
+    earlier run's points, which keeps this run's live view and report to its own windows.
+    """
+    start_ns = now_ns - int(span_s * 1e9)
+    series = client.query('SELECT last("seq") FROM "prediction"')
+    if series and series[0].get("values"):
+        start_ns = max(start_ns, int(series[0]["values"][0][0]) * 1_000_000 + 1_000_000_000)
+    return start_ns
+
+
+def worker_ready(settings: Settings, since_s: float) -> bool:
+    """True once the worker started at ``since_s`` (Unix s) has its partitions (its readiness file)."""
+    path = settings.state_dir / f"worker-{settings.app_id}.ready"
+    try:
+        return path.stat().st_mtime >= since_s
+    except FileNotFoundError:
+        return False
+
+
 def wait_until(
     done: Callable[[], bool], timeout_s: float, tick: Callable[[], None], children: list[Child], refresh_s: float
 ) -> bool:
@@ -153,38 +176,19 @@ def demo(
     report_dir = (report or settings.demo_report_dir).resolve()
     if duration < settings.window_s:
         raise ConfigError(f"--duration {duration:g} is shorter than one {settings.window_s:g} s window.")
-    from dashboards.live import render, snapshot
+    from dashboards.live import Snapshot, render, snapshot
     from dashboards.report import write_report
     from ecgmon.influx import InfluxClient
 
     run_dir = report_dir / "logs"
-    started = start_stack(settings)
-    children: list[Child] = []
     summary_path = run_dir / "simulate.json"
     summary_path.unlink(missing_ok=True)
-    now_ns = time.time_ns()
-    start_ns = now_ns - int((duration + settings.window_s) * 1e9)
-    t_from_ms = start_ns // 1_000_000 - 1_000
-    t_to_ms = now_ns // 1_000_000 + 60_000
     client = InfluxClient(settings)
-    console = None
+    span = {"from_ms": 0, "to_ms": 0}  # this run's recording, set when the simulator starts
     status = {"text": "starting the worker"}
+    children: list[Child] = []
+    started = start_stack(settings)
     try:
-        env = child_env(
-            settings,
-            {
-                "ECGMON_RECONSTRUCTION_POLICY": "every_k",
-                "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
-            },
-        )
-        children.append(Child("worker", ecgmon_argv("worker"), run_dir / "worker.log", env))
-        sim_argv = ecgmon_argv(
-            "simulate", "--patients", str(patients), "--duration", f"{duration:g}", "--speed", f"{speed:g}",
-            "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path),
-        )  # fmt: skip
-        simulator = Child("simulator", sim_argv, run_dir / "simulate.log", env)
-        children.append(simulator)
-
         from rich.console import Console
         from rich.live import Live
 
@@ -194,30 +198,68 @@ def demo(
 
         def tick() -> None:
             if view is not None:
-                view.update(render(snapshot(client, t_from_ms, t_to_ms), status=status["text"]))
+                snap = (
+                    snapshot(client, span["from_ms"], span["to_ms"]) if span["to_ms"] else Snapshot(0, [], 0, None, 0)
+                )
+                view.update(render(snap, status=status["text"]))
             elif time.monotonic() - last_print[0] > 10:
                 last_print[0] = time.monotonic()
                 console.print(f"[dim]{time.strftime('%H:%M:%S')} {status['text']}[/dim]")
 
+        env = child_env(
+            settings,
+            {
+                "ECGMON_RECONSTRUCTION_POLICY": "every_k",
+                "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
+            },
+        )
         with view if view is not None else contextlib.nullcontext():
-            status["text"] = "simulating"
+            t_launch = time.time()
+            children.append(Child("worker", ecgmon_argv("worker"), run_dir / "worker.log", env))
+            status["text"] = "the worker is loading its models and joining its consumer group"
+            if not wait_until(
+                lambda: worker_ready(settings, t_launch), settings.demo_worker_ready_s, tick, children,
+                settings.live_refresh_s,
+            ):  # fmt: skip
+                raise StackError(
+                    f"The worker was not ready after {settings.demo_worker_ready_s:g} s; see {run_dir / 'worker.log'} "
+                    "(raise ECGMON_DEMO_WORKER_READY_S on a slow machine)."
+                )
+            now_ns = time.time_ns()
+            start_ns = recording_start_ns(client, now_ns, duration + settings.window_s)
+            t_from_ms = start_ns // 1_000_000 - 1_000
+            t_to_ms = max(now_ns, start_ns + int((duration + settings.window_s) * 1e9)) // 1_000_000 + 60_000
+            sim_argv = ecgmon_argv(
+                "simulate", "--patients", str(patients), "--duration", f"{duration:g}", "--speed", f"{speed:g}",
+                "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path),
+            )  # fmt: skip
+            simulator = Child("simulator", sim_argv, run_dir / "simulate.log", env)
+            children.append(simulator)
+            span.update(from_ms=t_from_ms, to_ms=t_to_ms)
+            status["text"] = f"simulating {patients} patients at {speed:g}x real time"
             wait_until(lambda: not simulator.alive(), duration / speed + 600, tick, children, settings.live_refresh_s)
             if simulator.proc.returncode != 0 or not summary_path.exists():
                 raise StackError(f"The simulator failed: {simulator.tail()} (log {simulator.log_path}).")
             sent = {pid: int(s["windows"]) for pid, s in json.loads(summary_path.read_text())["per_patient"].items()}
             status["text"] = f"waiting for the predictions of {sum(sent.values())} windows"
+            progress = {"count": -1, "at": time.monotonic()}
 
             def drained() -> bool:
                 got = predictions_per_patient(client, t_from_ms, t_to_ms)
-                return all(got.get(pid, 0) >= n for pid, n in sent.items())
+                count = sum(min(got.get(pid, 0), n) for pid, n in sent.items())
+                if count != progress["count"]:
+                    progress.update(count=count, at=time.monotonic())
+                return count >= sum(sent.values()) or time.monotonic() - progress["at"] > settings.demo_drain_s
 
-            ok = wait_until(
-                drained, settings.demo_worker_ready_s + settings.demo_drain_s, tick, children, settings.live_refresh_s
-            )
-            status["text"] = "done" if ok else "timed out waiting for predictions"
+            wait_until(drained, 3600, tick, children, settings.live_refresh_s)
+            got = predictions_per_patient(client, t_from_ms, t_to_ms)
+            ok = all(got.get(pid, 0) >= n for pid, n in sent.items())
+            status["text"] = "done" if ok else "stopped waiting: no new prediction for ECGMON_DEMO_DRAIN_S"
             tick()
         got = predictions_per_patient(client, t_from_ms, t_to_ms)
         predicted = sum(min(got.get(pid, 0), n) for pid, n in sent.items())
+        if predicted == 0:
+            raise StackError(f"The worker stored no prediction; see {run_dir / 'worker.log'}.")
         notes = [
             f"{patients} synthetic patients, {duration:g} s of ECG each at {speed:g}x real time, seed {seed}.",
             f"{predicted} of {sum(sent.values())} windows sent have a stored prediction.",

@@ -18,9 +18,13 @@ def simulate(
     replay: Path | None = typer.Option(
         None, "--replay", help="WFDB record (path without extension), folder of records, or a ptbxl_z-like folder."
     ),
-    source: str | None = typer.Option(None, "--source", help="ltafdb: synthetic morphology on the LTAFDB's real beats."),
+    source: str | None = typer.Option(
+        None, "--source", help="ltafdb: synthetic morphology on the LTAFDB's real beats."
+    ),
     path: Path | None = typer.Option(None, "--path", help="Folder of --source ltafdb."),
-    records: str | None = typer.Option(None, "--records", help="--source ltafdb: comma-separated records (default all)."),
+    records: str | None = typer.Option(
+        None, "--records", help="--source ltafdb: comma-separated records (default all)."
+    ),
     start_h: float = typer.Option(0.0, "--start-h", help="--source ltafdb: hours into each record to start."),
     patients: int | None = typer.Option(
         None, "--patients", help="Patients (devices); default 1 synthetic, or one per record."
@@ -45,7 +49,8 @@ def simulate(
     from rich.console import Console
     from rich.live import Live
 
-    from simulators.run import SimulateOptions, parse_records, simulate as run_simulation
+    from simulators.run import SimulateOptions, parse_records
+    from simulators.run import simulate as run_simulation
 
     if replay is not None and source is not None:
         raise ConfigError("use either --replay PATH or --source ltafdb --path DIR, not both.")

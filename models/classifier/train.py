@@ -166,6 +166,7 @@ def _save_weights(cfg: TrainConfig, net: nn.Module, net_cfg: NetConfig, extra: d
     torch.save(
         {"state_dict": net.state_dict(), "net_config": net_cfg.to_dict(), "meta": json.dumps(meta)}, path
     )
+    path.with_name(f"classifier_{cfg.kind}_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     return path
 
 

@@ -77,15 +77,15 @@ def _summary(label: str, res: dict[str, Any]) -> list[str]:
 def _mc(res: dict[str, Any]) -> list[str]:
     rows = [
         "| MC variant | ms per window (batch 32) | s, all records | mean r | Spearman(std, RMSE) "
-        "| Spearman, MC spread only | Spearman, predicted variance only |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| Spearman, MC spread only | Spearman, predicted variance only | samples within ±2 std |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, v in res["mc_variants"].items():
         epi, alea = v.get("spearman_epistemic_only"), v.get("spearman_aleatoric_only")
         rows.append(
             f"| {name} | {_f(v.get('ms_per_window_batch32'), 1)} | {v['seconds']:.1f} "
             f"| {v['pearson_r_mean']:.3f} | {v['uncertainty_error_spearman']:.3f} "
-            f"| {_f(epi)} | {_f(alea)} |"
+            f"| {_f(epi)} | {_f(alea)} | {_f(v.get('coverage_2std'))} |"
         )
     return rows
 

@@ -114,6 +114,7 @@ def _variant(model: Any, data: ZArrays, samples: int, mode: str, measure_cost: b
         "pearson_r_mean": float(pearson(y, mean).mean()),
         "uncertainty_error_spearman": uncertainty_error_spearman(np.sqrt(epi + alea), e),
         "spearman_aleatoric_only": uncertainty_error_spearman(np.sqrt(alea), e),
+        "coverage_2std": float((np.abs(y - mean) <= 2.0 * np.sqrt(epi + alea)).mean()),
     }
     if mode != "deterministic":
         out["spearman_epistemic_only"] = uncertainty_error_spearman(np.sqrt(epi), e)

@@ -19,8 +19,8 @@ from streams.evaluate_alerts import Evidence, Truth, evaluate_settings
 MAX_FALSE_PER_H = 0.2
 MAX_DELAY_S = 60.0
 MIN_SENSITIVITY = 0.9
-KN = ((2, 3), (3, 4), (4, 6), (6, 8))
-RESOLVE_M = (2, 4)
+KN = ((2, 3), (3, 4), (4, 6), (6, 8), (8, 10), (9, 12))
+RESOLVE_M = (2, 4, 6)
 LEVELS = (0.5, 0.7, 0.9)
 
 
