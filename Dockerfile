@@ -6,9 +6,13 @@ FROM python:3.11.13-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ECGMON_STATE_DIR=/var/lib/ecgmon \
+    MPLCONFIGDIR=/tmp/matplotlib
 
-RUN groupadd --system ecgmon && useradd --system --gid ecgmon --home-dir /app --shell /usr/sbin/nologin ecgmon
+# The worker keeps Faust's table state and its readiness file under ECGMON_STATE_DIR (a volume).
+RUN groupadd --system ecgmon && useradd --system --gid ecgmon --home-dir /app --shell /usr/sbin/nologin ecgmon \
+    && mkdir -p /var/lib/ecgmon && chown ecgmon:ecgmon /var/lib/ecgmon
 WORKDIR /app
 
 COPY pyproject.toml README.md ./

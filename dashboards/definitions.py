@@ -161,6 +161,25 @@ def _state_timeline(title: str, target: Target, mappings: dict[str, tuple[str, s
     )
 
 
+PATIENT_LINK = [
+    {
+        "matcher": {"id": "byName", "options": "patient"},
+        "properties": [
+            {
+                "id": "links",
+                "value": [
+                    {
+                        "title": "Patient detail",
+                        "url": "/d/ecgmon-patient/ecgmon-patient-detail?var-patient=${__value.raw}&${__url_time_range}",
+                    }
+                ],
+            }
+        ],
+    }
+]
+"""Clicking a patient id in a fleet table opens that patient's detail dashboard."""
+
+
 def fleet_overview() -> dict[str, Any]:
     """Every patient at a glance: who is monitored, their rhythm now, what is open, AF burden."""
     rename_time = {"id": "organize", "options": {"renameByName": {"Time": "last seen", "patient_id": "patient"}}}
@@ -184,6 +203,7 @@ def fleet_overview() -> dict[str, Any]:
             description="Latest window of each patient: rhythm, confidence, heart rate, signal quality, last seen.",
             defaults={"mappings": value_mappings(CLASSES)},
             transformations=[rename_time],
+            overrides=PATIENT_LINK,
             options={"sortBy": [{"displayName": "rhythm", "desc": False}]},
         ),
         Panel(
@@ -194,6 +214,7 @@ def fleet_overview() -> dict[str, Any]:
             h=8,
             description="Each patient's alert types whose latest event is opened or updated; time = that event.",
             defaults={"mappings": value_mappings(ALERT_STATES)},
+            overrides=PATIENT_LINK,
             transformations=[
                 {"id": "organize", "options": {"renameByName": {"Time": "since", "patient_id": "patient"}}}
             ],
@@ -307,13 +328,26 @@ def patient_detail() -> dict[str, Any]:
         },
     ]
     panels = [
-        _ts("Lead I (mV)", [Target("A", LEAD_I)], "mV", w=24, h=7, min_interval="20ms", max_data_points=3000),
+        _ts(
+            "Lead I (mV)",
+            [Target("A", LEAD_I, alias="$col")],
+            "mvolt",
+            w=24,
+            h=7,
+            min_interval="20ms",
+            max_data_points=3000,
+        ),
         _state_timeline("Rhythm", Target("A", RHYTHM, alias="rhythm"), CLASSES, h=4),
-        _ts("Class probabilities", [Target("A", CLASS_PROBABILITIES)], "percentunit", defaults={"min": 0, "max": 1}),
-        _ts("Heart rate (bpm)", [Target("A", HEART_RATE)], "bpm"),
+        _ts(
+            "Class probabilities",
+            [Target("A", CLASS_PROBABILITIES, alias="$col")],
+            "percentunit",
+            defaults={"min": 0, "max": 1},
+        ),
+        _ts("Heart rate (bpm)", [Target("A", HEART_RATE, alias="$col")], "suffix: bpm"),
         _ts(
             "Confidence, uncertainty, signal quality",
-            [Target("A", TRUST)],
+            [Target("A", TRUST, alias="$col")],
             "percentunit",
             defaults={"min": 0, "max": 1},
         ),
@@ -327,8 +361,8 @@ def patient_detail() -> dict[str, Any]:
         ),
         _ts(
             "Lead $lead: reconstructed, ±2σ (mV)",
-            [Target("A", RECONSTRUCTED_LEAD)],
-            "mV",
+            [Target("A", RECONSTRUCTED_LEAD, alias="$col")],
+            "mvolt",
             w=6,
             h=6,
             min_interval="20ms",

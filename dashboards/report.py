@@ -211,7 +211,7 @@ def patient_figure(p: PatientData, t0_ms: int) -> Figure:
     if hr:
         ax_hr.plot([t for t, _ in hr], [h for _, h in hr], ".-", color="#1f77b4", markersize=3, linewidth=1)
     ax_hr.set_ylabel("HR bpm", fontsize=7)
-    ax_hr.set_xlabel("time since start of run (s)", fontsize=7)
+    ax_hr.set_xlabel("time since the simulated recording began (s)", fontsize=7)
     ax_hr.tick_params(labelsize=7)
     ax.tick_params(labelsize=7)
     return fig
@@ -248,7 +248,7 @@ def pipeline_figure(pipeline: dict[str, dict[str, list[Any]]], t0_ms: int) -> Fi
         ax_lat.plot(ts, cols["latency_ms_p99"], ".--", label=f"{worker} p99", linewidth=1)
     ax_rate.set_ylabel("windows/s")
     ax_lat.set_ylabel("latency (ms)")
-    ax_lat.set_xlabel("time since start of run (s)")
+    ax_lat.set_xlabel("time since the simulated recording began (s)")
     ax_rate.legend(fontsize=7)
     ax_lat.legend(fontsize=7)
     return fig

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = Field("", description="SASL user name (ECGMON_KAFKA_SASL_USERNAME).")
     kafka_sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (ECGMON_KAFKA_SASL_PASSWORD).")
     kafka_ssl_cafile: str = Field("", description="CA bundle for SSL to the broker (ECGMON_KAFKA_SSL_CAFILE).")
+    kafka_session_timeout_s: float = Field(
+        60.0, gt=0, description="A silent worker leaves its group after this long (ECGMON_KAFKA_SESSION_TIMEOUT_S)."
+    )
+    kafka_rebalance_timeout_s: float = Field(
+        60.0, gt=0, description="How long a rebalance waits for members to rejoin (ECGMON_KAFKA_REBALANCE_TIMEOUT_S)."
+    )
     partitions: int = Field(8, ge=1, description="Partitions of every topic; cannot shrink later (ECGMON_PARTITIONS).")
     app_id: str = Field("ecgmon", description="Faust app id = Kafka consumer group (ECGMON_APP_ID).")
     topic_windows: str = Field("ecg.windows", description="Input topic of ECG windows (ECGMON_TOPIC_WINDOWS).")

@@ -15,6 +15,7 @@ from typing import Any
 
 from faust.types import StreamT
 
+from streams.alerts import AlertEngine
 from streams.app import (
     alert_state,
     alerts_topic,
@@ -30,6 +31,7 @@ from streams.health import Health, worker_name
 from streams.inference import Inference
 from streams.ingress import Record
 from streams.pipeline import Incoming, Output, Pipeline
+from streams.sink import InfluxSink
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +86,6 @@ async def run_pipeline() -> None:
     executor = BatchExecutor(
         inference, max_batch=settings.max_batch, max_delay_ms=settings.max_delay_ms, queue_items=settings.queue_windows
     )
-    from streams.alerts import AlertEngine
-    from streams.sink import InfluxSink
-
     sink = InfluxSink(settings)
     await sink.start()
     pipeline = Pipeline(
@@ -116,11 +115,28 @@ async def ingest(stream: StreamT[bytes]) -> None:
         await pipeline.ingest(Incoming(record, event.ack, time.monotonic()))
 
 
+def consumer_lag() -> int | None:
+    """Records of the input topic behind the committed offsets, from what Faust's monitor already tracks."""
+    monitor = app.monitor
+    try:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic == windows_topic.get_topic_name()]
+    except Exception:  # the consumer is not started yet
+        return None
+    if not assigned:
+        return None
+    lag = 0
+    for tp in assigned:
+        end = monitor.tp_end_offsets.get(tp)
+        if end is not None:
+            lag += max(0, end - (monitor.tp_committed_offsets.get(tp) or 0))
+    return lag
+
+
 @app.timer(settings.health_interval_s)
 async def report_health() -> None:
     """One ``pipeline`` point per interval."""
     if runtime.pipeline is not None:
-        await runtime.pipeline.sink.write([runtime.pipeline.health_line()])
+        await runtime.pipeline.sink.write([runtime.pipeline.health_line(consumer_lag())])
 
 
 def ready_file() -> Any:

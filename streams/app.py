@@ -61,6 +61,10 @@ def make_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=settings.queue_windows,  # Faust's own buffer per partition: bounded alike
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
         producer_max_request_size=max(1_048_576, 4 * settings.deadletter_keep_bytes),
     )
 

@@ -4,7 +4,8 @@ Fields: ``windows_per_s`` (windows handed to the sink per second over the interv
 ``batch_size_mean``, ``queue_depth`` (windows waiting for inference now), ``latency_ms_p50`` and
 ``latency_ms_p99`` (from a window's arrival in the worker to its outputs being handed to Kafka
 and the InfluxDB sink), ``deadletter_total`` (since the worker started), and ``windows_total``,
-``inference_busy``, ``inflight``, ``sink_buffered_points``, ``sink_retries``.
+``inference_busy``, ``inflight``, ``sink_buffered_points``, ``sink_retries`` and ``consumer_lag``
+(records of the input topic not yet committed, from the last fetched end offsets).
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ class Health:
         self.deadletter_total += 1
 
     def fields(
-        self, *, stats: BatchStats, queue_depth: int, inflight: int, sink_buffered: int, sink_retries: int
+        self,
+        *,
+        stats: BatchStats,
+        queue_depth: int,
+        inflight: int,
+        sink_buffered: int,
+        sink_retries: int,
+        consumer_lag: int | None = None,
     ) -> dict[str, FieldValue | None]:
         """The fields of one ``pipeline`` point; resets the per-interval counters."""
         now = time.monotonic()
@@ -64,6 +72,7 @@ class Health:
             "inflight": int(inflight),
             "sink_buffered_points": int(sink_buffered),
             "sink_retries": int(sink_retries),
+            "consumer_lag": consumer_lag,
         }
         self._latencies_s = []
         self._windows = 0

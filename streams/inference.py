@@ -56,6 +56,11 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _rounded(x: np.ndarray, decimals: int = 4) -> list[float]:
+    """Short JSON numbers: float64 first, or float32 noise comes back as 17 digits."""
+    return [float(v) for v in np.round(np.asarray(x, dtype=np.float64), decimals)]
+
+
 def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
@@ -174,8 +179,8 @@ class Inference:
                     seq=w.seq,
                     t_start_ns=w.t_start_ns,
                     fs_hz=s.display_hz,
-                    leads={lead: np.round(mean[j], 4).tolist() for j, lead in enumerate(OUTPUT_LEADS)},
-                    uncertainty={lead: np.round(std[j], 4).tolist() for j, lead in enumerate(OUTPUT_LEADS)},
+                    leads={lead: _rounded(mean[j]) for j, lead in enumerate(OUTPUT_LEADS)},
+                    uncertainty={lead: _rounded(std[j]) for j, lead in enumerate(OUTPUT_LEADS)},
                     model=self.recon_tag,
                 ).to_bytes()
             results.append(Result(w, prediction, max_rr, bool(prep.lead_off[i]), lines, record))

@@ -143,23 +143,24 @@ class Pipeline:
         await self._inflight.put((incoming, window.patient_id, future))
 
     async def complete(self) -> None:
-        """Complete in-flight windows in order, forever (run it as one task)."""
+        """Complete in-flight windows in order, forever (run it as one task).
+
+        A window whose inference or output fails is dead-lettered with the reason; the loop goes on.
+        """
         while True:
             incoming, patient_id, future = await self._inflight.get()
+            step = "inference"
             try:
                 result = await future
+                step = "processing"
+                await self._finish(incoming, result)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.exception("Inference failed for a window of %s.", patient_id)
-                envelope = dead_letter(
-                    incoming.record,
-                    f"inference failed: {type(exc).__name__}: {exc}",
-                    keep_bytes=self.settings.deadletter_keep_bytes,
-                )
-                await self._dead_letter(incoming, envelope)
-                continue
-            await self._finish(incoming, result)
+            except Exception as exc:  # one window's failure must not stop the completer
+                log.exception("The %s of a window of %s failed.", step, patient_id)
+                reason = f"{step} failed: {type(exc).__name__}: {exc}"
+                keep = self.settings.deadletter_keep_bytes
+                await self._dead_letter(incoming, dead_letter(incoming.record, reason, keep_bytes=keep))
 
     async def _finish(self, incoming: Incoming, result: Result) -> None:
         window, prediction = result.window, result.prediction
@@ -207,7 +208,7 @@ class Pipeline:
             "Alert %s %s for %s (%s): %s", alert.type, alert.state, alert.patient_id, alert.severity, alert.message
         )
 
-    def health_line(self) -> str:
+    def health_line(self, consumer_lag: int | None = None) -> str:
         """The ``pipeline`` point for now (resets the interval counters)."""
         fields = self.health.fields(
             stats=self.executor.stats.take(),
@@ -215,5 +216,6 @@ class Pipeline:
             inflight=self.inflight,
             sink_buffered=self.sink.buffered_points,
             sink_retries=self.sink.stats.retries,
+            consumer_lag=consumer_lag,
         )
         return points.pipeline_line(self.health.worker, fields, time.time_ns())

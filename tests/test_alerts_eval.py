@@ -115,3 +115,21 @@ def test_classifier_evidence_wiring(data_dir: Path) -> None:
     assert np.all((ev.uncertainty >= 0) & (ev.uncertainty <= 1))
     out = report(pairs, settings, opts, seconds=seconds, computed=computed)
     assert set(out["by_evidence"]) == {"classifier", "rr", "combined"}
+
+
+def test_tuning_chooses_the_most_sensitive_point_within_the_limits(tmp_path: Path) -> None:
+    from streams.alert_eval.tune import choose, grid, plot_tradeoff
+
+    def row(mode: str, sens: float, fph: float, delay: float) -> dict:
+        return {"settings": {"alert_af_evidence": mode, "alert_af_k": 3, "alert_af_n": 4, "alert_af_resolve_m": 3},
+                "records": 2, "hours": 48.0, "sensitivity": sens, "false_alerts_per_hour": fph,
+                "median_onset_delay_s": delay, "af_burden_error_pp": 1.0}
+
+    rows = [row("rr", 0.99, 0.5, 10), row("classifier", 0.95, 0.1, 30), row("both", 0.97, 0.15, 90),
+            row("combined", 0.93, 0.0, 20)]
+    assert choose(rows)["settings"]["alert_af_evidence"] == "classifier"  # "both" is too slow, "rr" too noisy
+    png = tmp_path / "tradeoff.png"
+    assert plot_tradeoff(rows, png)["sensitivity"] == 0.95 and png.stat().st_size > 10_000
+    points = grid(["classifier", "rr", "both", "combined"])
+    assert all(p["alert_af_k"] <= p["alert_af_n"] for p in points)
+    assert {p["alert_af_evidence"] for p in points} == {"classifier", "rr", "both", "combined"}

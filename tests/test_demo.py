@@ -173,3 +173,17 @@ def test_panels_see_every_demo_patient(demo_run: DemoRun) -> None:
     assert set(demo_run.sent) <= _tags(table.series, "patient_id")
     rhythm = _by_title(results, "Rhythm by patient")[0]
     assert set(demo_run.sent) <= _tags(rhythm.series, "patient_id")
+
+
+def test_start_stack_reports_only_the_parts_it_started(tmp_path: Path) -> None:
+    from ecgmon.cli.demo import start_stack
+
+    s = Settings(state_dir=tmp_path, kafka_port=free_port(), influx_port=free_port(), partitions=1)
+    try:
+        assert start_stack(s) == ["kafka", "influxdb"]
+        assert start_stack(s) == []  # already running: the demo must not stop them
+        external = s.model_copy(update={"influx_url": f"http://127.0.0.1:{s.influx_port}"})
+        stack.down(s, "kafka")
+        assert start_stack(external) == ["kafka"]  # an external InfluxDB is never started or stopped
+    finally:
+        stack.down(s)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from ecgmon.contracts import DeadLetter, Prediction, Reconstruction, Window, encode_window
+from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Window, encode_window
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
@@ -34,6 +34,8 @@ WEIGHTS = ROOT / "models" / "weights"
 MAX_BYTES = 65_536
 PATIENTS = 5
 WINDOWS = 4  # per patient: 3 before the malformed messages, 1 after
+FLAT = 3  # lead-off windows of one more patient: enough to open a technical alert
+DUPLICATE = 1  # the flat patient's seq 1 once more: harmless
 
 
 def _settings(stack: Settings, prefix: str) -> Settings:
@@ -62,6 +64,7 @@ def _env(s: Settings) -> dict[str, str]:
             "ECGMON_WEB_PORT": str(s.web_port),
             "ECGMON_PARTITIONS": str(s.partitions),
             "ECGMON_APP_ID": s.app_id,
+            "ECGMON_WORKER_NAME": s.app_id,
             "ECGMON_TOPIC_WINDOWS": s.topic_windows,
             "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
             "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
@@ -75,46 +78,72 @@ def _env(s: Settings) -> dict[str, str]:
             "ECGMON_RECONSTRUCTION_EVERY_K": "2",
             "ECGMON_HEALTH_INTERVAL_S": "1",
             "ECGMON_LOG_LEVEL": "info",
+            # Tansu makes a join wait about the rebalance timeout, and forgets a stopped member only
+            # after its session times out: short ones keep the restart test short.
+            "ECGMON_KAFKA_SESSION_TIMEOUT_S": "10",
+            "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": "10",
         }
     )
     return env
 
 
-@pytest.fixture(scope="module")
-def worker(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A running worker (subprocess) with fresh topics; yields its settings."""
-    prefix = f"w{os.getpid()}x{free_port()}"
-    s = _settings(stack_settings, prefix)
-    create_topics(s.bootstrap, s.topics(), s.partitions)
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    ready = s.state_dir / f"worker-{s.app_id}.ready"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ecgmon.cli.main", "worker"],
-            env=_env(s),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+class WorkerProcess:
+    """One ``ecgmon worker`` subprocess for settings ``s``; ``start`` waits for its readiness file."""
+
+    def __init__(self, s: Settings, log_path: Path) -> None:
+        self.s = s
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def start(self) -> None:
+        ready = self.s.state_dir / f"worker-{self.s.app_id}.ready"
+        ready.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ecgmon.cli.main", "worker"],
+                env=_env(self.s),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        proc = self.proc
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"worker exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+                raise AssertionError(f"worker exited with {proc.returncode}:\n{self.log_tail()}")
             return ready.exists()
 
         wait_for(up, timeout_s=150, interval_s=0.5, what="the worker's readiness file")
-        yield s
-        assert proc.poll() is None, f"worker died:\n{log_path.read_text()[-3000:]}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def worker(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
+    """A running worker (subprocess) with fresh topics and app id."""
+    s = _settings(stack_settings, f"w{os.getpid()}x{free_port()}")
+    create_topics(s.bootstrap, s.topics(), s.partitions)
+    w = WorkerProcess(s, tmp_path_factory.mktemp("worker") / "worker.log")
+    try:
+        w.start()
+        yield w
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        w.stop()
 
 
 def _window(patient: str, seq: int) -> Window:
@@ -171,8 +200,8 @@ def _consume(s: Settings, topic: str, want: int) -> list[tuple[bytes | None, byt
     return out
 
 
-def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: Settings, influx: InfluxClient) -> None:
-    s = worker
+def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProcess, influx: InfluxClient) -> None:
+    s = worker.s
     patients = [f"{s.app_id}-p{i}" for i in range(PATIENTS)]
     bad = _malformed(patients[0])
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=4 * MAX_BYTES)
@@ -183,19 +212,43 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: Settings, in
         producer.send(s.topic_windows, key=key, value=value)
     for p in patients:  # after the bad input: the worker must keep serving
         producer.send(s.topic_windows, key=p.encode(), value=encode_window(_window(p, WINDOWS - 1)))
+    flat = f"{s.app_id}-flat"
+    for seq in range(FLAT):
+        w = Window(
+            patient_id=flat,
+            device_id="dev-2",
+            seq=seq,
+            t_start_ns=1_700_000_000_000_000_000 + seq * 10**10,
+            fs_hz=250.0,
+            samples=np.full(2500, 0.1),
+        )
+        producer.send(s.topic_windows, key=flat.encode(), value=encode_window(w))
+        if seq == FLAT - 1:
+            duplicate = Window(
+                patient_id=flat,
+                device_id="dev-2",
+                seq=1,
+                t_start_ns=1_700_000_010_000_000_000,
+                fs_hz=250.0,
+                samples=np.full(2500, 0.1),
+            )
+            producer.send(s.topic_windows, key=flat.encode(), value=encode_window(duplicate))
     producer.flush()
     producer.close()
 
     # Predictions for every patient and window, in InfluxDB and on the predictions topic.
     def all_in_influx() -> bool:
         rows = influx.query(
-            f"SELECT COUNT(confidence) FROM prediction WHERE patient_id =~ /^{s.app_id}-/ GROUP BY patient_id"
+            f"SELECT COUNT(confidence) FROM prediction WHERE patient_id =~ /^{s.app_id}-p/ GROUP BY patient_id"
         )
         counts = {r["tags"]["patient_id"]: r["values"][0][1] for r in rows}
         return counts == {p: WINDOWS for p in patients}
 
     wait_for(all_in_influx, timeout_s=120, interval_s=0.5, what="predictions of every patient in InfluxDB")
-    preds = [Prediction.from_bytes(v) for _, v in _consume(s, s.topic_predictions, PATIENTS * WINDOWS)]
+    every = [
+        Prediction.from_bytes(v) for _, v in _consume(s, s.topic_predictions, PATIENTS * WINDOWS + FLAT + DUPLICATE)
+    ]
+    preds = [p for p in every if p.patient_id != flat]
     assert sorted((p.patient_id, p.seq) for p in preds) == sorted((p, q) for p in patients for q in range(WINDOWS))
     for pred in preds:
         assert pred.label in pred.probs and abs(sum(pred.probs.values()) - 1.0) < 1e-3 and 0.0 <= pred.sqi <= 1.0
@@ -224,10 +277,25 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: Settings, in
     n_raw = influx.count(f"SELECT COUNT(value) FROM ecg_lead_i WHERE patient_id = '{patients[1]}'")
     assert n_raw == WINDOWS * int(10 * s.display_hz)
 
+    # The lead-off patient: a technical alert, opened once, on the alerts topic and in InfluxDB.
+    alerts = [Alert.from_bytes(v) for k, v in _consume(s, s.topic_alerts, 1) if k == flat.encode()]
+    assert [(a.type, a.state) for a in alerts] == [("technical", "opened")]
+    flat_pred = [p for p in every if p.patient_id == flat]
+    assert all(p.sqi == 0.0 and p.hr_bpm is None for p in flat_pred)
+    assert sorted(p.seq for p in flat_pred) == [0, 1, 1, 2]  # the duplicate is re-emitted, and nothing else
+    flat_points = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id = '{flat}'"
+    wait_for(lambda: influx.count(flat_points) == FLAT, timeout_s=30, what="one point per flat window")
+    query = f"SELECT COUNT(severity) FROM alert WHERE patient_id = '{flat}' AND type = 'technical'"
+    wait_for(lambda: influx.count(query) == 1, timeout_s=30, what="the technical alert in InfluxDB")
+
     # The worker reports on itself, and commits offsets once outputs are written.
     def health() -> bool:
-        rows = influx.query("SELECT last(windows_total), last(deadletter_total) FROM pipeline GROUP BY worker")
-        return any(r["values"][0][1] == PATIENTS * WINDOWS and r["values"][0][2] == len(bad) for r in rows)
+        rows = influx.query(
+            f"SELECT last(windows_total), last(deadletter_total) FROM pipeline WHERE worker = '{s.app_id}'"
+        )
+        return any(
+            r["values"][0][1] == PATIENTS * WINDOWS + FLAT + DUPLICATE and r["values"][0][2] == len(bad) for r in rows
+        )
 
     wait_for(health, timeout_s=30, what="a pipeline point counting every window and dead letter")
     admin = kafka_admin(s.bootstrap)
@@ -237,9 +305,49 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: Settings, in
             tps = [TopicPartition(s.topic_windows, p) for p in range(s.partitions)]
             offsets = admin.list_group_offsets({s.app_id: tps})[s.app_id]
             total = sum(max(o.offset, 0) for o in offsets.values())
-            return bool(total == PATIENTS * WINDOWS + len(bad))
+            return bool(total == PATIENTS * WINDOWS + FLAT + DUPLICATE + len(bad))
 
         wait_for(committed, timeout_s=30, interval_s=0.5, what="committed offsets of every record")
     finally:
         admin.close()
+
+    def caught_up() -> bool:
+        rows = influx.query(
+            f"SELECT last(consumer_lag) FROM pipeline WHERE time > now() - 5s AND worker = '{s.app_id}'"
+        )
+        return any(r["values"][0][1] == 0 for r in rows)
+
+    wait_for(caught_up, timeout_s=30, what="a pipeline point with no consumer lag")
     json.dumps([p.probs for p in preds])  # records stay JSON-able
+    assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+
+
+def test_alert_state_survives_a_worker_restart(worker: WorkerProcess, influx: InfluxClient) -> None:
+    """The table's changelog brings a patient's open alert back: good windows after a restart resolve it."""
+    s = worker.s
+    patient = f"{s.app_id}-restart"
+    producer = KafkaProducer(bootstrap_servers=s.bootstrap)
+    for seq in range(FLAT):
+        w = Window(
+            patient_id=patient,
+            device_id="dev-3",
+            seq=seq,
+            t_start_ns=1_700_000_000_000_000_000 + seq * 10**10,
+            fs_hz=250.0,
+            samples=np.full(2500, -0.2),
+        )
+        producer.send(s.topic_windows, key=patient.encode(), value=encode_window(w))
+    producer.flush()
+    query = f"SELECT COUNT(severity) FROM alert WHERE patient_id = '{patient}' AND type = 'technical'"
+    wait_for(lambda: influx.count(query) == 1, timeout_s=60, what="the technical alert before the restart")
+
+    worker.stop()
+    worker.start()
+    for seq in range(FLAT, FLAT + 3):
+        producer.send(s.topic_windows, key=patient.encode(), value=encode_window(_window(patient, seq)))
+    producer.flush()
+    producer.close()
+    wait_for(lambda: influx.count(query) == 2, timeout_s=90, what="the technical alert's resolution after the restart")
+    events = [Alert.from_bytes(v) for k, v in _consume(s, s.topic_alerts, 1) if k == patient.encode()]
+    assert [(a.type, a.state) for a in events] == [("technical", "opened"), ("technical", "resolved")]
+    assert events[0].alert_id == events[1].alert_id

@@ -32,7 +32,7 @@ REQUIRED = {
 
 
 def _lead_i(n: int, samples: int) -> np.ndarray:
-    """Real lead I windows (ptbxl_z val, first rows) cut/padded to ``samples``; seeded noise if absent."""
+    """Real lead I windows (ptbxl_z val rows, 250 Hz decimated by 2), cut/padded, plus seeded noise."""
     z = np.load(DATA / "ptbxl_z" / "val_250hz.npy", mmap_mode="r")[:n, 0, ::2].astype(np.float32)
     out = np.zeros((n, samples), dtype=np.float32)
     out[:, : min(samples, z.shape[1])] = z[:, :samples]

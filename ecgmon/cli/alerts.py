@@ -31,7 +31,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="ltafdb: morphology and noise seed."),
     jobs: int = typer.Option(1, "--jobs", min=1, help="ltafdb: records computed in parallel processes."),
     tune_plot: Path | None = typer.Option(
-        None, "--tune", help="Also sweep the AF alert settings and write the trade-off plot here (grid JSON beside it)."
+        None, "--tune", help="Also sweep the AF settings: trade-off plot here, grid as NAME_grid.json beside --json."
     ),
 ) -> None:
     """Replay lead I through preprocessing, classifier, RR evidence and the alert engine; score AF alerts."""
@@ -68,8 +68,10 @@ def evaluate(
 
         grid = sweep(pairs, settings, min_episode_s=min_episode_s)
         chosen = plot_tradeoff(grid, tune_plot)
-        tune_plot.with_suffix(".json").write_text(json.dumps({"chosen": chosen, "grid": grid}, indent=1))
-        out["tuning"] = {"chosen": chosen, "points": len(grid), "plot": str(tune_plot)}
+        grid_file = json_out.with_name(f"{json_out.stem}_grid.json")
+        grid_file.parent.mkdir(parents=True, exist_ok=True)
+        grid_file.write_text(json.dumps({"chosen": chosen, "grid": grid}, indent=1))
+        out["tuning"] = {"chosen": chosen, "points": len(grid), "plot": str(tune_plot), "grid": str(grid_file)}
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(out, indent=1))
     head = {k: out[k] for k in ("records", "episodes", "detected", "sensitivity", "median_onset_delay_s",

@@ -37,10 +37,10 @@ def train(
         Path | None,
         typer.Option("--ptbxl100", help="ptbxl100-style folder added to training; '' to skip."),
     ] = _DATA / "ptbxl100",
-    epochs: Annotated[int, typer.Option(help="Epochs of the one-cycle schedule.")] = 16,
+    epochs: Annotated[int, typer.Option(help="Epochs of the one-cycle schedule.")] = 30,
     max_minutes: Annotated[
         float, typer.Option(help="Stop after the epoch that passes this wall time.")
-    ] = 30.0,
+    ] = 40.0,
     batch_size: Annotated[int, typer.Option(help="Windows per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
     threads: Annotated[int, typer.Option(help="Torch threads (1 leaves room for other jobs).")] = 1,

@@ -3,6 +3,10 @@
 The models are loaded and the topics created before Faust starts, so a missing weight file or an
 unreachable broker ends in one clear line instead of a crashed worker. Faust's web views stay off
 unless ``ECGMON_WORKER_WEB=1``, and then listen on 127.0.0.1 only.
+
+Readiness: once its partitions are assigned and its table recovered, the worker writes
+``$ECGMON_STATE_DIR/worker-<app id>.ready`` (removed on shutdown) and logs "ecgmon worker ready";
+its first ``pipeline`` point reaches InfluxDB within ``health_interval_s``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ def worker(
         typer.Option("--log-level", "-l", help="crit, error, warn, info or debug; default ECGMON_LOG_LEVEL."),
     ] = None,
 ) -> None:
-    """Run the streaming worker: windows in, predictions, reconstructions and alerts out."""
+    """Run the streaming worker: windows in, predictions, reconstructions and alerts out.
+
+    Ready when $ECGMON_STATE_DIR/worker-<app id>.ready exists.
+    """
     settings = get_settings()
     level = log_level or settings.log_level
     if level not in LOG_LEVELS:

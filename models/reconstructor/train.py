@@ -53,14 +53,14 @@ class TrainConfig:
     select_split: str = "val"
     fs_hz: float = DEFAULT_FS_HZ
     window_samples: int = DEFAULT_WINDOW_SAMPLES
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 1e-4
     nll_weight: float = 0.1
     meta_drop: float = 0.2
     input_noise: float = 0.02
-    max_minutes: float = 30.0
+    max_minutes: float = 40.0
     seed: int = 0
     threads: int = 1
     arch: dict[str, Any] = field(default_factory=dict)
@@ -228,14 +228,15 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m models.reconstructor.train MODEL [--epochs N] ...`` for running without the ecgmon CLI."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("model", choices=MODELS)
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--max-minutes", type=float, default=30.0)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--max-minutes", type=float, default=40.0)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arch", type=json.loads, default={})
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "reconstructor")
     a = p.parse_args(argv)
     cfg = TrainConfig(
         a.model,
@@ -247,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=a.seed,
         arch=a.arch,
         out=a.out,
+        run_dir=a.run_dir,
     )
     print(json.dumps(train_model(cfg, lambda r: print(json.dumps(r), flush=True))), flush=True)
 

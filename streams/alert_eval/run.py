@@ -201,7 +201,9 @@ def report(
         "false_alert": f"no annotated AF within the alert's span +- {TOLERANCE_S:g} s",
         "detected": "an AF alert's span (start of opening window to resolution) overlaps the episode",
         "onset_delay": "alert open time (end of opening window) - episode onset, floored at 0",
-        "af_burden": "share of the scored span with an AF alert open vs annotated AF",
+        "af_burden": "share of the span's windows whose evidence counts as AF (configured mode and gates) vs the "
+        "share of the span annotated AF; alert_burden_error_pp uses the time an AF alert was open instead",
+        "fresh_onset_delay": "onset delay over episodes whose alert opened at or after the onset",
     }
     out["settings"] = {k: v for k, v in settings.model_dump().items() if k.startswith("alert_")}
     out["classifier"] = (
