@@ -3,7 +3,9 @@
 Reconstruction with MC dropout costs several times the classification, and a 12-lead view is
 needed when a clinician looks at a patient with a problem, so the default reconstructs only while
 a rhythm alert is open. ``every_k`` keys on the window's sequence number, so a replayed window gets
-the same decision as the first time.
+the same decision as the first time. The decision is taken when a window arrives, from the alert
+state of the windows already completed: windows already in flight when an alert opens (at most
+about one batch) are not reconstructed.
 """
 
 from __future__ import annotations

@@ -154,6 +154,7 @@ def test_eval_json_has_required_keys(tmp_path: Path) -> None:
         baseline="baseline",
         device="cpu",
         hop_s=5.0,
+        bootstrap=0,
     )
     result = json.loads(out.read_text())
     keys = {"records", "f1", "f1_mean_nao", "auroc_macro", "confusion"}
@@ -177,4 +178,5 @@ def test_eval_rejects_unknown_dataset(tmp_path: Path) -> None:
             baseline="baseline",
             device="cpu",
             hop_s=5.0,
+            bootstrap=0,
         )

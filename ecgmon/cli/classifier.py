@@ -87,6 +87,7 @@ def evaluate(
     baseline: str = typer.Option("baseline", help="Registry name of the baseline scored in the same run."),
     device: str = typer.Option("cpu", help="Torch device: cpu, cuda or cuda:N."),
     hop_s: float = typer.Option(5.0, min=0.1, help="Seconds between the starts of a record's 10 s windows."),
+    bootstrap: int = typer.Option(0, min=0, help="Paired bootstrap resamples of the model-baseline F1 gap."),
 ) -> None:
     """Score the committed weights per record (mean of window probabilities) and write the metrics JSON."""
     from rich.console import Console
@@ -112,6 +113,7 @@ def evaluate(
             records=names,
             device=device,
             hop_s=hop_s,
+            bootstrap=bootstrap,
             progress=lambda s: status.update(s),
         )
     json_out.parent.mkdir(parents=True, exist_ok=True)

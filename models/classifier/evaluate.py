@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgmon.errors import DataError
-from models.classifier.metrics import score
+from models.classifier.metrics import paired_bootstrap, score
 from models.classifier.preprocess import record_windows
 from models.datasets.labels import class_index, ludb_label
 from models.interfaces import Classifier
@@ -65,6 +65,7 @@ def evaluate(
     records: list[str] | None = None,
     device: str = "cpu",
     hop_s: float = 5.0,
+    bootstrap: int = 0,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     """Score ``model_name`` and ``baseline_name`` per record on ``path``; returns the evaluation JSON dict."""
@@ -77,13 +78,14 @@ def evaluate(
     progress(f"reading {dataset} records from {path}")
     signals, y, names = load_lead_i(dataset, Path(path), model.fs_hz, records)
     progress(f"scoring {len(names)} records with {model.name}")
-    result: dict[str, object] = {"dataset": dataset, **score(y, record_probs(model, signals, hop_s))}
+    probs = record_probs(model, signals, hop_s)
+    result: dict[str, object] = {"dataset": dataset, **score(y, probs)}
     progress(f"scoring {len(names)} records with {base.name}")
-    result["baseline"] = {
-        **score(y, record_probs(base, signals, hop_s)),
-        "name": base.name,
-        "version": base.version,
-    }
+    base_probs = record_probs(base, signals, hop_s)
+    result["baseline"] = {**score(y, base_probs), "name": base.name, "version": base.version}
+    if bootstrap > 0:
+        rng = np.random.default_rng(0)
+        result["model_minus_baseline"] = paired_bootstrap(y, probs, base_probs, bootstrap, rng)
     result["model"] = {"name": model.name, "version": model.version}
     result["classes"] = list(model.classes) if hasattr(model, "classes") else ["N", "A", "O", "~"]
     result["aggregation"] = (

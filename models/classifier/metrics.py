@@ -35,3 +35,30 @@ def score(y_true: np.ndarray, probs: np.ndarray) -> dict[str, object]:
         "auroc_macro": float(np.mean(aucs)) if aucs else None,
         "confusion": confusion_matrix(y_true, pred, labels=labels).tolist(),
     }
+
+
+def paired_bootstrap(
+    y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_boot: int, rng: np.random.Generator
+) -> dict[str, object]:
+    """Gap in ``f1_mean_nao`` (a minus b) on the same records, with a 95 % percentile bootstrap interval.
+
+    Records are resampled with replacement ``n_boot`` times; both models are scored on the same resample, so
+    the interval says whether the gap is larger than what record sampling alone produces.
+    """
+    y_true = np.asarray(y_true)
+    pa, pb = np.asarray(probs_a).argmax(axis=1), np.asarray(probs_b).argmax(axis=1)
+
+    def mean_f1(y: np.ndarray, p: np.ndarray) -> float:
+        f = f1_score(y, p, labels=[0, 1, 2], average=None, zero_division=0.0)
+        return float(np.mean(f))
+
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y_true), len(y_true))
+        diffs.append(mean_f1(y_true[i], pa[i]) - mean_f1(y_true[i], pb[i]))
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {
+        "f1_mean_nao": mean_f1(y_true, pa) - mean_f1(y_true, pb),
+        "ci95": [float(lo), float(hi)],
+        "n_boot": n_boot,
+    }
