@@ -132,16 +132,18 @@ class Settings(BaseSettings):
     )
 
     # --- alerts (every threshold of the alert engine) -----------------------------------
+    # AF defaults tuned on the LTAFDB development patients (`ecgmon eval alerts --tune`, docs/alerts.md).
     alert_af_k: int = Field(3, ge=1, description="AF opens when k of the last n windows are AF (ECGMON_ALERT_AF_K).")
     alert_af_n: int = Field(4, ge=1, description="n of the AF k-of-n rule (ECGMON_ALERT_AF_N).")
     alert_af_confidence: float = Field(
-        0.6, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE)."
+        0.5, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE)."
     )
     alert_af_max_uncertainty: float = Field(
-        0.25, ge=0, description="Most predictive uncertainty that counts (ECGMON_ALERT_AF_MAX_UNCERTAINTY)."
+        0.5, ge=0,
+        description="Most predictive uncertainty (normalised entropy 0-1) that counts (ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
     )
     alert_af_resolve_m: int = Field(
-        3, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."
+        6, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."
     )
     alert_af_evidence: Literal["classifier", "rr", "both", "combined"] = Field(
         "classifier", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
@@ -227,6 +229,12 @@ class Settings(BaseSettings):
     deadletter_keep_bytes: int = Field(
         262_144, ge=0, description="Original bytes kept in a dead-letter envelope (ECGMON_DEADLETTER_KEEP_BYTES)."
     )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        description="Worker processes `ecgmon worker` starts in one consumer group; torch threads default to "
+        "cores / processes (ECGMON_WORKER_PROCESSES).",
+    )
 
     # --- simulators -----------------------------------------------------------------------
     sim_fs_hz: float = Field(
@@ -256,7 +264,8 @@ class Settings(BaseSettings):
         262_144, ge=1024, description="Producer batch size per partition, bytes (ECGMON_SIM_BATCH_BYTES)."
     )
     sim_idempotence: bool = Field(
-        False, description="Idempotent producer; the embedded Tansu refuses it, Kafka accepts it (ECGMON_SIM_IDEMPOTENCE)."
+        False,
+        description="Idempotent producer; the embedded Tansu refuses it, Kafka accepts it (ECGMON_SIM_IDEMPOTENCE).",
     )
 
     # --- dashboards and demo --------------------------------------------------------------

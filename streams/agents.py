@@ -61,15 +61,20 @@ def preload(inference: Inference) -> None:
 
 
 class _TableStore:
-    """The alert-state table; writes go to the changelog partition of the window's own record."""
+    """The alert-state table; persisted writes go to the changelog partition of the window's own record."""
 
     def get(self, patient_id: str) -> dict[str, Any] | None:
         value = alert_state.get(patient_id)
         return value if isinstance(value, dict) else None
 
-    def set(self, patient_id: str, state: dict[str, Any], partition: int) -> None:
+    def set(self, patient_id: str, state: dict[str, Any] | None) -> None:
+        if state is None:
+            alert_state.data.pop(patient_id, None)
+        else:
+            alert_state.data[patient_id] = state
+
+    def persist(self, patient_id: str, state: dict[str, Any], partition: int) -> None:
         alert_state.send_changelog(partition, patient_id, state)
-        alert_state.data[patient_id] = state
 
 
 async def _publish(output: Output, key: bytes | str | None, value: bytes) -> asyncio.Future[Any]:
@@ -100,7 +105,7 @@ async def run_pipeline() -> None:
     runtime.pipeline = pipeline
     runtime.built.set()
     log.info("Pipeline built: classifier %s, reconstructor %s.", inference.model_tag, inference.recon_tag or "none")
-    await pipeline.complete()
+    await asyncio.gather(pipeline.complete(), pipeline.settle())
 
 
 @app.agent(windows_topic, name="ingest")
@@ -112,7 +117,7 @@ async def ingest(stream: StreamT[bytes]) -> None:
     async for event in stream.noack().events():  # type: ignore[attr-defined]
         message = event.message
         record = Record(event.key, event.value, message.topic, message.partition, message.offset)
-        await pipeline.ingest(Incoming(record, event.ack, time.monotonic()))
+        await pipeline.ingest(Incoming(record, event.ack, time.monotonic(), pipeline.epoch))
 
 
 def consumer_lag() -> int | None:
@@ -150,6 +155,15 @@ async def _on_ready(sender: Any, **kwargs: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()} {time.time():.3f}\n")
     log.warning("ecgmon worker ready: partitions assigned, tables recovered (%s).", path)
+
+
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]
+async def _on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
+    """Drop the in-flight windows of revoked partitions (``Pipeline.revoke``); their owner replays them."""
+    source = windows_topic.get_topic_name()
+    partitions = {(tp.topic, tp.partition) for tp in revoked if tp.topic == source}
+    if runtime.pipeline is not None:
+        runtime.pipeline.revoke(partitions)
 
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]

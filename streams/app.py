@@ -62,6 +62,9 @@ def make_app(settings: Settings) -> faust.App:
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=settings.queue_windows,  # Faust's own buffer per partition: bounded alike
+        # A revocation must not wait for windows in flight (up to queue_windows of inference, or an
+        # InfluxDB outage): the pipeline drops them unacknowledged and their owner replays them.
+        stream_wait_empty=False,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),

@@ -4,8 +4,12 @@ Fields: ``windows_per_s`` (windows handed to the sink per second over the interv
 ``batch_size_mean``, ``queue_depth`` (windows waiting for inference now), ``latency_ms_p50`` and
 ``latency_ms_p99`` (from a window's arrival in the worker to its outputs being handed to Kafka
 and the InfluxDB sink), ``deadletter_total`` (since the worker started), and ``windows_total``,
-``inference_busy``, ``inflight``, ``sink_buffered_points``, ``sink_retries`` and ``consumer_lag``
-(records of the input topic not yet committed, from the last fetched end offsets).
+``inference_busy``, ``inflight``, ``sink_buffered_points``, ``sink_retries``, ``consumer_lag``
+(records of the input topic not yet committed, from the last fetched end offsets), ``sink_down_s``
+(seconds InfluxDB has been failing writes, 0 when it answers: during an outage the points wait in
+the sink's buffer and are written with their own timestamps once it is back, so the outage shows
+in the ``pipeline`` measurement afterwards), ``rebalances`` (partition revocations this worker has
+seen) and ``dropped_total`` (in-flight windows dropped on a revocation, replayed by their owner).
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ class Health:
         sink_buffered: int,
         sink_retries: int,
         consumer_lag: int | None = None,
+        sink_down_s: float = 0.0,
+        rebalances: int = 0,
+        dropped_total: int = 0,
     ) -> dict[str, FieldValue | None]:
         """The fields of one ``pipeline`` point; resets the per-interval counters."""
         now = time.monotonic()
@@ -73,6 +80,9 @@ class Health:
             "sink_buffered_points": int(sink_buffered),
             "sink_retries": int(sink_retries),
             "consumer_lag": consumer_lag,
+            "sink_down_s": float(sink_down_s),
+            "rebalances": int(rebalances),
+            "dropped_total": int(dropped_total),
         }
         self._latencies_s = []
         self._windows = 0

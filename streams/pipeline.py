@@ -4,13 +4,27 @@
 reconstruction, hand the window to the bounded executor (waits when full), and queue the pending
 result in an ordered, bounded in-flight queue. ``complete()`` runs as one task and takes the
 in-flight windows in the same order: it waits for the window's inference result, steps the
-patient's alert state (``AlertEngine.step``, state written back through ``StateStore`` with the
-window's own partition, so the changelog matches the source topic), publishes the prediction,
-reconstruction and alerts to Kafka, hands the InfluxDB lines to the sink, and acknowledges the
-Kafka record only when the sink has stored its points and Kafka has accepted its outputs. So the
-consumer commits offsets only for windows safely written, and a crash replays the rest
-(at-least-once; outputs are keyed and stamped by the window, so a replay overwrites itself, and
-the alert engine ignores windows it has already seen).
+patient's alert state (``AlertEngine.step``; the new state is kept in memory at once, for the
+patient's next window), publishes the prediction, reconstruction and alerts to Kafka and hands the
+InfluxDB lines to the sink. ``settle()``, a second task, takes the completed windows in the same
+order again and waits until the sink has stored the window's points and Kafka has accepted its
+outputs; only then does it write the patient's new state to the table's changelog (the window's
+own partition, so the changelog matches the source topic) and acknowledge the Kafka record.
+
+So the consumer commits offsets only for windows safely written, and the changelog never holds a
+state whose alerts were not yet written: a crash (kill -9) replays every window after the last
+committed offset from the last persisted state, and the replay produces the same predictions and
+the same alerts with the same ids and timestamps (at-least-once; InfluxDB points are keyed by
+measurement, tags and time, so a replayed window overwrites itself and ends as one row; Kafka
+consumers de-duplicate alerts by ``alert_id``). An alert open before the crash is in the restored
+state, so it is neither re-opened nor lost.
+
+Rebalance: when partitions are revoked (a worker joined, left or died), the windows of those
+partitions still in flight are dropped: not stepped, not written, not acknowledged, and the
+in-memory state of their patients goes back to the last persisted state. Their new owner (or this
+worker, if the partition comes back) replays them from the committed offset. This keeps the
+revocation short (no waiting for up to ``queue_windows`` windows of inference, nor for an InfluxDB
+outage to end), and only the partition's owner ever writes its changelog.
 
 Because one task completes windows in consumption order, a patient's windows (one key, one
 partition) always reach the alert engine in order.
@@ -50,47 +64,49 @@ class StateStore(Protocol):
         """The patient's state, or None before the first window."""
         ...
 
-    def set(self, patient_id: str, state: dict[str, Any], partition: int) -> None:
-        """Store the state; ``partition`` is the source record's, so its changelog lands alongside."""
+    def set(self, patient_id: str, state: dict[str, Any] | None) -> None:
+        """Keep the state in memory (None forgets the patient); nothing is persisted yet."""
+        ...
+
+    def persist(self, patient_id: str, state: dict[str, Any], partition: int) -> None:
+        """Write the state to the changelog; ``partition`` is the source record's, so it lands alongside."""
         ...
 
 
 @dataclass(frozen=True)
 class Incoming:
-    """A consumed record and how to acknowledge it (commit its offset once everything is written)."""
+    """A consumed record and how to acknowledge it (commit its offset once everything is written).
+
+    ``epoch`` is ``Pipeline.epoch`` when the record was consumed: a later revocation of its
+    partition makes the record stale (see ``Pipeline.revoke``).
+    """
 
     record: Record
     ack: Callable[[], Any]
     t_in: float
+    epoch: int = 0
 
 
-def _ack_when_done(futures: list[asyncio.Future[Any]], ack: Callable[[], Any], what: str) -> None:
-    """Call ``ack`` once every future is done; a Kafka failure leaves the record unacknowledged."""
-    pending = [f for f in futures if not f.done()]
-    remaining = len(pending)
+@dataclass
+class _Done:
+    """A completed window waiting for its outputs before its state is persisted and it is acked."""
 
-    def finish() -> None:
-        for f in futures:
-            exc = None if f.cancelled() else f.exception()
-            if f.cancelled() or (exc is not None and getattr(exc, "retriable", True)):
-                log.error("Outputs of %s were not all written (%s); its offset stays uncommitted.", what, exc)
-                return
-            if exc is not None:
-                log.error("InfluxDB refused points of %s for good (%s); acknowledging anyway.", what, exc)
-        ack()
+    incoming: Incoming
+    patient_id: str
+    state: dict[str, Any] | None
+    futures: list[asyncio.Future[Any]]
 
-    if not remaining:
-        finish()
-        return
 
-    def one_done(_: asyncio.Future[Any]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0:
-            finish()
-
-    for f in pending:
-        f.add_done_callback(one_done)
+def _all_written(futures: list[asyncio.Future[Any]], what: str) -> bool:
+    """True when every output future succeeded (a non-retriable InfluxDB refusal counts as done)."""
+    for f in futures:
+        exc = None if f.cancelled() else f.exception()
+        if f.cancelled() or (exc is not None and getattr(exc, "retriable", True)):
+            log.error("Outputs of %s were not all written (%s); its offset stays uncommitted.", what, exc)
+            return False
+        if exc is not None:
+            log.error("InfluxDB refused points of %s for good (%s); acknowledging anyway.", what, exc)
+    return True
 
 
 class Pipeline:
@@ -117,11 +133,46 @@ class Pipeline:
         self._inflight: asyncio.Queue[tuple[Incoming, str, asyncio.Future[Result]]] = asyncio.Queue(
             maxsize=settings.queue_windows + settings.max_batch
         )
+        self._unsettled: asyncio.Queue[_Done] = asyncio.Queue(maxsize=settings.queue_windows + settings.max_batch)
+        self.epoch = 0
+        self._revoked_at: dict[tuple[str, int], int] = {}
+        self._persisted: dict[str, tuple[dict[str, Any] | None, int, int]] = {}
+        """patient -> (last persisted state, source partition, windows stepped but not yet persisted)."""
+        self.dropped_total = 0
+        self.rebalances = 0
 
     @property
     def inflight(self) -> int:
-        """Windows submitted and not yet completed."""
-        return self._inflight.qsize()
+        """Windows submitted and not yet settled (completed, written, acknowledged)."""
+        return self._inflight.qsize() + self._unsettled.qsize()
+
+    def stale(self, incoming: Incoming) -> bool:
+        """True when the record's partition was revoked after it was consumed."""
+        record = incoming.record
+        return self._revoked_at.get((record.topic, record.partition), -1) > incoming.epoch
+
+    def revoke(self, partitions: set[tuple[str, int]]) -> None:
+        """Partitions were revoked: their in-flight windows become stale and are dropped unwritten.
+
+        The patients of those partitions go back to their last persisted state in memory, so if a
+        partition comes back to this worker, the replayed windows step from the same state the
+        changelog holds (a new owner restores exactly that state from the changelog).
+        """
+        if not partitions:
+            return
+        self.rebalances += 1
+        self.epoch += 1
+        for tp in partitions:
+            self._revoked_at[tp] = self.epoch
+        numbers = {p for _, p in partitions}
+        for patient_id, (state, partition, _) in list(self._persisted.items()):
+            if partition in numbers:
+                self.store.set(patient_id, state)
+                del self._persisted[patient_id]
+        log.warning(
+            "Partitions revoked: %s; their windows in flight are dropped and replayed by the owner.",
+            ", ".join(f"{t}[{p}]" for t, p in sorted(partitions)),
+        )
 
     async def ingest(self, incoming: Incoming) -> None:
         """Decode one record and hand it on; waits when the executor or the in-flight queue is full."""
@@ -146,9 +197,13 @@ class Pipeline:
         """Complete in-flight windows in order, forever (run it as one task).
 
         A window whose inference or output fails is dead-lettered with the reason; the loop goes on.
+        A window whose partition was revoked since it was consumed is dropped (see ``revoke``).
         """
         while True:
             incoming, patient_id, future = await self._inflight.get()
+            if self.stale(incoming):
+                self._drop(future)
+                continue
             step = "inference"
             try:
                 result = await future
@@ -162,11 +217,42 @@ class Pipeline:
                 keep = self.settings.deadletter_keep_bytes
                 await self._dead_letter(incoming, dead_letter(incoming.record, reason, keep_bytes=keep))
 
+    def _drop(self, future: asyncio.Future[Result]) -> None:
+        self.dropped_total += 1
+        if not future.done():
+            future.cancel()  # the batcher skips cancelled items
+
+    async def settle(self) -> None:
+        """Persist state and acknowledge completed windows in order, once written (run it as one task)."""
+        while True:
+            done = await self._unsettled.get()
+            if done.futures:
+                await asyncio.wait(done.futures)
+            record = done.incoming.record
+            if self.stale(done.incoming):
+                continue  # revoked meanwhile: the owner replays it; ``revoke`` reset the patient's state
+            if not _all_written(done.futures, f"{record.topic}[{record.partition}]@{record.offset}"):
+                continue
+            if done.state is not None:
+                self.store.persist(done.patient_id, done.state, record.partition)
+                entry = self._persisted.get(done.patient_id)
+                if entry is not None:
+                    if entry[2] <= 1:
+                        del self._persisted[done.patient_id]
+                    else:
+                        self._persisted[done.patient_id] = (done.state, entry[1], entry[2] - 1)
+            done.incoming.ack()
+
     async def _finish(self, incoming: Incoming, result: Result) -> None:
         window, prediction = result.window, result.prediction
         record = incoming.record
-        state, alerts = self.engine.step(self.store.get(window.patient_id), self._observation(result))
-        self.store.set(window.patient_id, state, record.partition)
+        before = self.store.get(window.patient_id)
+        state, alerts = self.engine.step(before, self._observation(result))
+        self.store.set(window.patient_id, state)
+        base = self._persisted.get(window.patient_id)
+        self._persisted[window.patient_id] = (
+            (before, record.partition, 1) if base is None else (base[0], base[1], base[2] + 1)
+        )
         futures = [await self.publish("predictions", window.patient_id, prediction.to_bytes())]
         if result.reconstruction is not None:
             futures.append(await self.publish("reconstructions", window.patient_id, result.reconstruction))
@@ -175,7 +261,7 @@ class Pipeline:
         lines = result.lines + [points.alert_line(a) for a in alerts]
         futures.append(await self.sink.write(lines))
         self.health.window_done(time.monotonic() - incoming.t_in)
-        _ack_when_done(futures, incoming.ack, f"{record.topic}[{record.partition}]@{record.offset}")
+        await self._unsettled.put(_Done(incoming, window.patient_id, state, futures))
         for alert in alerts:
             self._log_alert(alert)
 
@@ -200,7 +286,7 @@ class Pipeline:
         self.health.dead_lettered()
         log.info("Dead-lettered %s[%d]@%d: %s", envelope.topic, envelope.partition, envelope.offset, envelope.reason)
         future = await self.publish("deadletter", incoming.record.key, envelope.to_bytes())  # the original key
-        _ack_when_done([future], incoming.ack, f"{envelope.topic}[{envelope.partition}]@{envelope.offset}")
+        await self._unsettled.put(_Done(incoming, "", None, [future]))
 
     @staticmethod
     def _log_alert(alert: Alert) -> None:
@@ -217,5 +303,8 @@ class Pipeline:
             sink_buffered=self.sink.buffered_points,
             sink_retries=self.sink.stats.retries,
             consumer_lag=consumer_lag,
+            sink_down_s=self.sink.down_s(),
+            rebalances=self.rebalances,
+            dropped_total=self.dropped_total,
         )
         return points.pipeline_line(self.health.worker, fields, time.time_ns())

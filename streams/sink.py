@@ -8,6 +8,14 @@ old. Retriable failures (connection errors, 5xx, 429) are retried with exponenti
 at ``influx_retry_max_s``, for as long as it takes; a refusal that no retry can fix (4xx) fails the
 futures of that request with a non-retriable ``SinkError``. InfluxDB 2.x gets an
 ``Authorization: Token`` header; the token is never logged.
+
+Outages: the choice is back-pressure, not spill to disk. While InfluxDB is down the buffer fills
+(at most ``influx_buffer_points``), then ``write`` waits, the pipeline's completion waits, the
+bounded inference queue fills and the Faust consumer stops taking records: memory stays bounded
+and the windows not yet written simply stay in Kafka, uncommitted (Kafka is the durable spill;
+a second, local one would only duplicate it and could be lost with the container). When
+InfluxDB answers again, the buffer drains in order and consumption resumes. ``down_s()`` says
+how long writes have been failing (health reports it).
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ class InfluxSink:
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._failing_since: float | None = None
         self.stats = SinkStats()
 
     def __repr__(self) -> str:  # the headers hold the token: never show them
@@ -75,6 +84,10 @@ class InfluxSink:
     def buffered_points(self) -> int:
         """Points waiting to be written."""
         return self._buffered
+
+    def down_s(self) -> float:
+        """Seconds since InfluxDB began failing the current write (0.0 while writes succeed)."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
     async def start(self) -> None:
         """Open the HTTP session and start the flusher (idempotent)."""
@@ -169,9 +182,12 @@ class InfluxSink:
                 await self._post(body)
             except SinkError as exc:
                 if not exc.retriable:
+                    self._failing_since = None  # it answered
                     log.error("InfluxDB refused %d points: %s", points, exc)
                     self.stats.failed_points += points
                     return exc
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
                 if self._closing and backoff_s >= self.retry_max_s:
                     return exc
                 log.warning("InfluxDB write failed (%s); retrying in %.1f s.", exc, backoff_s)
@@ -179,6 +195,9 @@ class InfluxSink:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.retry_max_s)
                 continue
+            if self._failing_since is not None:
+                log.warning("InfluxDB answers again after %.1f s; writing the buffered points.", self.down_s())
+                self._failing_since = None
             self.stats.points += points
             self.stats.requests += 1
             return None

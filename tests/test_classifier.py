@@ -180,3 +180,33 @@ def test_eval_rejects_unknown_dataset(tmp_path: Path) -> None:
             hop_s=5.0,
             bootstrap=0,
         )
+
+
+@needs_cinc
+def test_cinc_reader_follows_the_header_rate(tmp_path: Path) -> None:
+    import wfdb
+
+    from models.datasets.cinc2017 import load_cinc2017, read_record
+
+    original = read_record(CINC, "A00001", 300.0)
+    from scipy.signal import resample_poly
+
+    at_250 = resample_poly(original.astype(np.float64), 5, 6)
+    wfdb.wrsamp(
+        "X0001",
+        fs=250,
+        units=["mV"],
+        sig_name=["ECG"],
+        p_signal=at_250[:, None],
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(tmp_path),
+    )
+    (tmp_path / "REFERENCE.csv").write_text("X0001,N\n")
+    data = load_cinc2017(tmp_path, 100.0)
+    direct = read_record(CINC, "A00001", 100.0)
+    assert data.fs_hz == 100.0 and data.labels == ["N"]
+    assert abs(len(data.signals[0]) - len(direct)) <= 1
+    k = min(len(direct), len(data.signals[0])) - 200
+    assert np.corrcoef(data.signals[0][100:k], direct[100:k])[0, 1] > 0.99

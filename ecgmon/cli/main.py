@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ecgmon.cli import alerts, dashboards, demo, simulate, stack, worker
+from ecgmon.cli import alerts, classifier, dashboards, demo, reconstructor, simulate, stack, worker
 from ecgmon.errors import EcgmonError
 
 app = typer.Typer(
@@ -32,7 +32,12 @@ app.command("settings")(stack.show_settings)
 app.command("worker")(worker.worker)
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
+train_app.command("classifier")(classifier.train)
+train_app.command("reconstructor")(reconstructor.train)
+eval_app.command("classifier")(classifier.evaluate)
+eval_app.command("reconstructor")(reconstructor.evaluate)
 eval_app.command("alerts")(alerts.evaluate)
+plot_app.command("reconstruction")(reconstructor.plot)
 
 
 app.add_typer(train_app, name="train")

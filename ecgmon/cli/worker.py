@@ -7,6 +7,10 @@ unless ``ECGMON_WORKER_WEB=1``, and then listen on 127.0.0.1 only.
 Readiness: once its partitions are assigned and its table recovered, the worker writes
 ``$ECGMON_STATE_DIR/worker-<app id>.ready`` (removed on shutdown) and logs "ecgmon worker ready";
 its first ``pipeline`` point reaches InfluxDB within ``health_interval_s``.
+
+``--processes N`` (or ``ECGMON_WORKER_PROCESSES``) starts N such workers in one consumer group and
+supervises them (``streams.supervisor``): each gets cores / N torch threads unless
+``ECGMON_TORCH_THREADS`` is set, a worker that dies is restarted, SIGTERM stops them all.
 """
 
 from __future__ import annotations
@@ -27,6 +31,12 @@ def worker(
         Optional[str],  # noqa: UP045 - typer needs Optional
         typer.Option("--log-level", "-l", help="crit, error, warn, info or debug; default ECGMON_LOG_LEVEL."),
     ] = None,
+    processes: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional
+        typer.Option(
+            "--processes", "-p", min=1, help="Worker processes in one group; default ECGMON_WORKER_PROCESSES (1)."
+        ),
+    ] = None,
 ) -> None:
     """Run the streaming worker: windows in, predictions, reconstructions and alerts out.
 
@@ -36,6 +46,11 @@ def worker(
     level = log_level or settings.log_level
     if level not in LOG_LEVELS:
         raise ConfigError(f"--log-level {level!r} is unknown; use one of {', '.join(LOG_LEVELS)}.")
+    n = processes or settings.worker_processes
+    if n > 1:
+        from streams.supervisor import Supervisor, worker_argv
+
+        raise SystemExit(Supervisor(settings, n, worker_argv(level)).run())
     from streams.inference import Inference
 
     inference = Inference.load(settings)

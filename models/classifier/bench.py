@@ -18,15 +18,19 @@ import numpy as np
 import torch
 
 
-def _median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
+def _interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed round-robin so a shared machine's load
+    changes hit every mode alike."""
+    for fn in fns.values():
         fn()
-    times = []
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append((time.perf_counter() - t0) * 1000.0)
+    return {f"{k}_ms": statistics.median(v) for k, v in times.items()}
 
 
 def bench(model_name: str, batch: int, threads: int, repeats: int) -> dict[str, object]:
@@ -47,13 +51,14 @@ def bench(model_name: str, batch: int, threads: int, repeats: int) -> dict[str, 
         "repeats": repeats,
         "torch": torch.__version__,
     }
+    fns: dict[str, Callable[[], object]] = {}
     with torch.inference_mode():
         ref = net(x)
-        out["eager_ms"] = _median_ms(lambda: net(x), repeats, 3)
+        fns["eager"] = lambda: net(x)
     with torch.no_grad():
         traced = torch.jit.freeze(torch.jit.trace(net, x))
         out["torchscript_max_abs_diff"] = float((traced(x) - ref).abs().max())
-        out["torchscript_ms"] = _median_ms(lambda: traced(x), repeats, 3)
+        fns["torchscript"] = lambda: traced(x)
     try:
         compiled = torch.compile(net)
         with torch.inference_mode():
@@ -61,9 +66,11 @@ def bench(model_name: str, batch: int, threads: int, repeats: int) -> dict[str, 
             compiled(x)
             out["compile_first_call_s"] = time.perf_counter() - t0
             out["compile_max_abs_diff"] = float((compiled(x) - ref).abs().max())
-            out["compile_ms"] = _median_ms(lambda: compiled(x), repeats, 2)
+        fns["compile"] = lambda: compiled(x)
     except Exception as exc:  # report why compile is unavailable, do not fail
         out["compile_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    with torch.inference_mode():
+        out.update(_interleaved_ms(fns, repeats))
     return out
 
 

@@ -3,10 +3,12 @@
 Tune on the LTAFDB development patients only. A point qualifies when it keeps false alerts at or
 below ``MAX_FALSE_PER_H``, the median onset delay at or below ``MAX_DELAY_S`` and the AF-burden error
 at or below ``MAX_BURDEN_PP``. Among qualifying points the most sensitive wins; sensitivities within
-``SENS_TIE`` are ties, broken towards fewer false alerts, then the stricter gate (lower uncertainty
-limit, larger k: gating that costs nothing here protects against what the rendered patients lack),
-then the lower burden error. If nothing qualifies, the fewest false alerts among points with
-sensitivity >= ``MIN_SENSITIVITY``, else the best sensitivity - false alerts/h.
+``SENS_TIE`` are ties, broken towards fewer false alerts, then a lower burden error (differences under
+``BURDEN_TIE_PP`` are ties: a gate that drops true AF windows shows up here), then the stricter gate
+(lower uncertainty limit, then larger k: gating that costs nothing on rendered patients protects
+against the artefacts they lack), then the lower alert-time burden error. If nothing qualifies, the
+fewest false alerts among points with sensitivity >= ``MIN_SENSITIVITY``, else the best sensitivity -
+false alerts/h.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ MAX_DELAY_S = 60.0
 MIN_SENSITIVITY = 0.9
 MAX_BURDEN_PP = 5.0
 SENS_TIE = 0.005
+BURDEN_TIE_PP = 1.0
 KN = ((2, 3), (3, 4), (4, 6), (6, 8), (8, 10), (9, 12))
 RESOLVE_M = (2, 4, 6)
 LEVELS = (0.5, 0.7, 0.9)
@@ -83,9 +86,10 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         top = [r for r in good if r["sensitivity"] >= best - SENS_TIE]
         return min(top, key=lambda r: (
             r["false_alerts_per_hour"],
+            round(r["af_burden_error_pp"] / BURDEN_TIE_PP),
             r["settings"].get("alert_af_max_uncertainty", 0.0),
             -r["settings"]["alert_af_k"],
-            r["af_burden_error_pp"],
+            r["alert_burden_error_pp"] or 0.0,
         ))
     sens = [r for r in rows if (r["sensitivity"] or 0) >= MIN_SENSITIVITY]
     if sens:

@@ -1,0 +1,337 @@
+"""The whole pipeline under load: real broker, ``ecgmon worker`` subprocesses, real InfluxDB.
+
+``Workers`` starts N ``ecgmon worker`` processes with one app id (one consumer group) and waits until
+every one of them has logged readiness and the group has settled. ``run_load`` offers windows of
+fresh synthetic patients at a fixed rate (windows/s; round robin over the patients, so each patient
+sends at ``rate * hop_s / patients`` times real time) for ``duration_s`` and records, per window:
+
+* produced: the window record's Kafka timestamp, set by this producer at the moment it sends;
+* written: the Kafka timestamp of its prediction record, set by the worker's producer in the step
+  that also hands the window's InfluxDB points to the sink (``streams.pipeline.Pipeline._finish``).
+  The sink then flushes within ``influx_flush_ms``; after each load the bench polls InfluxDB until
+  every delivered prediction row is there and reports that tail (``influx_tail_ms``), so the extra
+  delay of the InfluxDB write is measured, not assumed.
+
+Delivered windows/s is the prediction rate in the steady part of the load (after the first 30 %),
+so a backlog that builds up under overload shows as delivered < offered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecgmon.contracts import Prediction, Window, encode_window
+from ecgmon.errors import StackError
+from ecgmon.influx import InfluxClient
+from ecgmon.settings import Settings
+from ecgmon.stack import free_port
+
+READY_LINE = "ecgmon worker ready"
+STEADY_FROM = 0.3
+"""Delivered windows/s counts predictions after this share of the load's duration."""
+
+
+def kafka_kwargs(s: Settings) -> dict[str, Any]:
+    """aiokafka connection options from settings (bootstrap, security)."""
+    kwargs: dict[str, Any] = {"bootstrap_servers": s.bootstrap, "security_protocol": s.kafka_security_protocol}
+    if s.kafka_security_protocol.startswith("SASL"):
+        kwargs.update(
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_plain_username=s.kafka_sasl_username,
+            sasl_plain_password=s.kafka_sasl_password.get_secret_value(),
+        )
+    if s.kafka_security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        kwargs["ssl_context"] = create_ssl_context(cafile=s.kafka_ssl_cafile or None)
+    return kwargs
+
+
+def worker_env(s: Settings, torch_threads: int) -> dict[str, str]:
+    """Environment of a bench worker: the caller's ``ECGMON_*`` plus everything the bench decides."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ECGMON_STATE_DIR": str(s.state_dir),
+            "ECGMON_KAFKA_BOOTSTRAP": s.bootstrap,
+            "ECGMON_INFLUX_URL": s.influx,
+            "ECGMON_INFLUX_DATABASE": s.influx_database,
+            "ECGMON_PARTITIONS": str(s.partitions),
+            "ECGMON_APP_ID": s.app_id,
+            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
+            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
+            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
+            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
+            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
+            "ECGMON_DEVICE": s.device,
+            "ECGMON_TORCH_THREADS": str(torch_threads),
+            "ECGMON_CLASSIFIER": s.classifier,
+            "ECGMON_RECONSTRUCTOR": s.reconstructor,
+            "ECGMON_MC_SAMPLES": str(s.mc_samples),
+            "ECGMON_MAX_BATCH": str(s.max_batch),
+            "ECGMON_MAX_DELAY_MS": str(s.max_delay_ms),
+            "ECGMON_QUEUE_WINDOWS": str(s.queue_windows),
+            "ECGMON_RECONSTRUCTION_POLICY": s.reconstruction_policy,
+            "ECGMON_MODEL_WEIGHTS": "1" if s.model_weights else "0",
+            "ECGMON_KAFKA_SESSION_TIMEOUT_S": str(s.kafka_session_timeout_s),
+            "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": str(s.kafka_rebalance_timeout_s),
+            "ECGMON_WORKER_WEB": "0",
+        }
+    )
+    return env
+
+
+class Workers:
+    """N ``ecgmon worker`` subprocesses of one consumer group; ``stop`` ends exactly those it started."""
+
+    def __init__(self, s: Settings, n: int, *, torch_threads: int, log_dir: Path) -> None:
+        self.s = s
+        self.n = n
+        self.torch_threads = torch_threads
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+
+    def start(self, timeout_s: float, settle_s: float = 5.0) -> None:
+        """Start the workers; return when each has logged readiness and no rebalance happened for ``settle_s``."""
+        ready = self.s.state_dir / f"worker-{self.s.app_id}.ready"
+        ready.unlink(missing_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(self.n):
+            path = self.log_dir / f"{self.s.app_id}-{i}.log"
+            env = worker_env(self.s, self.torch_threads)
+            env["ECGMON_WORKER_NAME"] = f"{self.s.app_id}-{i}"
+            env["ECGMON_WEB_PORT"] = str(free_port())
+            with open(path, "ab") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "ecgmon.cli.main", "worker", "--log-level", "warn"],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,
+                    )
+                )
+            self.logs.append(path)
+        deadline = time.monotonic() + timeout_s
+        stable_since: float | None = None
+        last_mtime = -1.0
+        while time.monotonic() < deadline:
+            for proc, path in zip(self.procs, self.logs, strict=True):
+                if proc.poll() is not None:
+                    tail = path.read_text(errors="replace")[-1500:]
+                    raise StackError(f"A bench worker exited with {proc.returncode}; see {path}:\n{tail}")
+            all_ready = all(READY_LINE in p.read_text(errors="replace") for p in self.logs)
+            mtime = ready.stat().st_mtime if ready.exists() else -1.0
+            if all_ready and mtime == last_mtime:
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= settle_s:
+                    return
+            else:
+                stable_since = None
+            last_mtime = mtime
+            time.sleep(0.5)
+        raise StackError(
+            f"{self.n} bench worker(s) were not ready within {timeout_s:g} s; see the logs in {self.log_dir}."
+        )
+
+    def stop(self) -> None:
+        """SIGTERM each worker's process group, SIGKILL after 20 s."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+
+@dataclass
+class LoadResult:
+    """One offered load: what was sent, what came back, how late (ms), and whether it saturated."""
+
+    offered_windows_per_s: float
+    patients: int
+    speed: float
+    duration_s: float
+    sent: int
+    delivered: int
+    delivered_windows_per_s: float
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    reconstructed: int
+    influx_rows: int
+    influx_tail_ms: float | None
+    saturated: bool
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry of ``loads`` in the bench JSON (latencies summarised)."""
+        out = {k: v for k, v in self.__dict__.items() if k != "latencies_ms"}
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+async def _collect(
+    s: Settings,
+    prefix: str,
+    got: dict[tuple[str, int], int],
+    recon: list[int],
+    started: asyncio.Event,
+    stop: asyncio.Event,
+) -> None:
+    """Read the predictions and reconstructions topics from their current end; keep this load's records."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**kafka_kwargs(s), enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in (s.topic_predictions, s.topic_reconstructions) for p in range(s.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the end offsets now, before any window of this load is sent
+            await consumer.position(tp)
+        started.set()
+        key_prefix = f"{prefix}-".encode()
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=100, max_records=2000)
+            now_ms = time.time_ns() // 1_000_000
+            for tp, messages in batches.items():
+                for m in messages:
+                    if not (m.key or b"").startswith(key_prefix):
+                        continue
+                    if tp.topic == s.topic_reconstructions:
+                        recon[0] += 1
+                        continue
+                    p = Prediction.from_bytes(m.value)
+                    got[(p.patient_id, p.seq)] = m.timestamp if m.timestamp and m.timestamp > 0 else now_ms
+    finally:
+        await consumer.stop()
+
+
+async def _run_load(
+    s: Settings,
+    payloads: list[tuple[str, int, bytes]],
+    rate: float,
+    prefix: str,
+    drain_s: float,
+    tick: Callable[[int, int], None],
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int], int, float]:
+    from aiokafka import AIOKafkaProducer
+
+    got: dict[tuple[str, int], int] = {}
+    sent: dict[tuple[str, int], int] = {}
+    recon = [0]
+    started, stop = asyncio.Event(), asyncio.Event()
+    collector = asyncio.create_task(_collect(s, prefix, got, recon, started, stop))
+    await asyncio.wait_for(started.wait(), 30)
+    producer = AIOKafkaProducer(**kafka_kwargs(s), acks="all", linger_ms=5, max_request_size=s.max_message_bytes)
+    await producer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        futures = []
+        for k, (patient, seq, value) in enumerate(payloads):
+            delay = t0 + k / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            ts = time.time_ns() // 1_000_000
+            futures.append(await producer.send(s.topic_windows, value, key=patient.encode(), timestamp_ms=ts))
+            sent[(patient, seq)] = ts
+            if k % 50 == 0:
+                tick(len(sent), len(got))
+        await asyncio.gather(*futures)
+        send_end = time.time_ns() // 1_000_000
+        deadline = loop.time() + drain_s
+        while len(got) < len(sent) and loop.time() < deadline:
+            tick(len(sent), len(got))
+            await asyncio.sleep(0.2)
+        tick(len(sent), len(got))
+    finally:
+        await producer.stop()
+        stop.set()
+        await collector
+    return sent, got, recon[0], send_end
+
+
+def _influx_tail_ms(s: Settings, prefix: str, want: int, last_written_ms: int, timeout_s: float) -> tuple[int, float | None]:
+    """Poll InfluxDB until ``want`` prediction rows of ``prefix`` exist; (rows, ms after the last Kafka record)."""
+    client = InfluxClient(s)
+    query = f"SELECT count(confidence) FROM prediction WHERE patient_id =~ /^{prefix}-/"
+    deadline = time.monotonic() + timeout_s
+    rows = 0
+    while time.monotonic() < deadline:
+        rows = client.count(query)
+        if rows >= want:
+            return rows, max(0.0, time.time_ns() / 1e6 - last_written_ms)
+        time.sleep(0.1)
+    return rows, None
+
+
+def prepare_payloads(windows: list[Window]) -> list[tuple[str, int, bytes]]:
+    """``(patient_id, seq, encoded window)`` in sending order."""
+    return [(w.patient_id, w.seq, encode_window(w)) for w in windows]
+
+
+def run_load(
+    s: Settings,
+    windows: list[Window],
+    *,
+    rate: float,
+    duration_s: float,
+    patients: int,
+    prefix: str,
+    drain_s: float,
+    tick: Callable[[int, int], None] = lambda sent, got: None,
+) -> LoadResult:
+    """Offer ``windows`` (patient ids starting ``prefix-``) at ``rate`` windows/s and measure the pipeline."""
+    payloads = prepare_payloads(windows)
+    sent, got, reconstructed, send_end = asyncio.run(_run_load(s, payloads, rate, prefix, drain_s, tick))
+    latencies = [float(got[k] - t) for k, t in sent.items() if k in got]
+    t_first = min(sent.values())
+    steady_from = t_first + STEADY_FROM * (send_end - t_first)
+    steady = [t for t in got.values() if steady_from <= t <= send_end]
+    span_s = max(1e-3, (send_end - steady_from) / 1000.0)
+    delivered_rate = len(steady) / span_s
+    last_written = max(got.values()) if got else send_end
+    rows, tail = _influx_tail_ms(s, prefix, len(got), last_written, timeout_s=10.0)
+    drained = len(got) >= len(sent)
+    return LoadResult(
+        offered_windows_per_s=rate,
+        patients=patients,
+        speed=rate * s.hop_s / patients,
+        duration_s=duration_s,
+        sent=len(sent),
+        delivered=len(got),
+        delivered_windows_per_s=delivered_rate,
+        p50_ms=_percentile(latencies, 50),
+        p99_ms=_percentile(latencies, 99),
+        max_ms=max(latencies) if latencies else None,
+        reconstructed=reconstructed,
+        influx_rows=rows,
+        influx_tail_ms=tail,
+        saturated=(not drained) or delivered_rate < 0.9 * rate,
+        latencies_ms=latencies,
+    )
