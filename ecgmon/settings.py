@@ -140,7 +140,7 @@ class Settings(BaseSettings):
     )
     alert_af_max_uncertainty: float = Field(
         0.5, ge=0,
-        description="Most predictive uncertainty (normalised entropy 0-1) that counts (ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
+        description="Most predictive uncertainty, normalised entropy 0-1 (ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
     )
     alert_af_resolve_m: int = Field(
         6, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."

@@ -366,9 +366,12 @@ def evaluate_settings(
 def by_evidence(
     pairs: Sequence[tuple[Evidence, Truth]], settings: Settings, *, min_episode_s: float
 ) -> dict[str, dict[str, Any]]:
-    """The headline figures for classifier only, RR only and the configured mode (each with ``settings``'s gates)."""
+    """The headline figures for classifier only, RR only and their combinations, each with ``settings``'s gates.
+
+    Every mode is replayed (one cheap replay each), so the configured one is always among them.
+    """
     has_clf = all(e.has_classifier for e, _ in pairs)
-    modes = ["classifier", "rr", settings.alert_af_evidence] if has_clf else ["rr"]
+    modes = list(EVIDENCE_MODES) if has_clf else ["rr"]
     out: dict[str, dict[str, Any]] = {}
     for mode in dict.fromkeys(modes):
         s = settings.model_copy(update={"alert_af_evidence": mode})

@@ -207,8 +207,11 @@ class Pipeline:
             step = "inference"
             try:
                 result = await future
+                if self.stale(incoming):  # revoked while its inference ran
+                    self._drop(future)
+                    continue
                 step = "processing"
-                await self._finish(incoming, result)
+                await self._finish(incoming, result)  # steps and keeps state before its first await
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one window's failure must not stop the completer
@@ -229,8 +232,9 @@ class Pipeline:
             if done.futures:
                 await asyncio.wait(done.futures)
             record = done.incoming.record
-            if self.stale(done.incoming):
-                continue  # revoked meanwhile: the owner replays it; ``revoke`` reset the patient's state
+            if self.stale(done.incoming):  # revoked meanwhile: the owner replays it; ``revoke`` reset the state
+                self.dropped_total += 1
+                continue
             if not _all_written(done.futures, f"{record.topic}[{record.partition}]@{record.offset}"):
                 continue
             if done.state is not None:

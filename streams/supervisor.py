@@ -14,6 +14,10 @@ own inference executor. This supervisor only starts, watches and stops them; it 
   its exit code: restarting cannot fix a configuration error.
 * SIGTERM or SIGINT to the supervisor sends SIGTERM to every process, then SIGKILL after
   ``stop_grace_s`` for any still running.
+* Readiness: each process writes ``worker-<app id>.<pid>.ready`` when it has its partitions;
+  once every current process has, the supervisor writes ``worker-<app id>.processes.ready``
+  (the pids, one line; removed on stop). The last process to join completed a rebalance that
+  included all the others, so the group is then whole (until a process dies or joins again).
 """
 
 from __future__ import annotations
@@ -76,9 +80,22 @@ class Supervisor:
         self.restart_delay_s = restart_delay_s
         self.min_uptime_s = min_uptime_s
         self.exit_code = 0
+        self.group_ready = settings.state_dir / f"worker-{settings.app_id}.processes.ready"
         self.children: dict[int, _Child] = {}
         self.restarts = 0
         self._stopping = False
+
+    def _child_ready(self, pid: int) -> bool:
+        return (self.settings.state_dir / f"worker-{self.settings.app_id}.{pid}.ready").exists()
+
+    def _check_ready(self) -> None:
+        pids = [c.proc.pid for c in self.children.values() if c.proc.poll() is None]
+        if len(pids) == self.processes and all(self._child_ready(pid) for pid in pids):
+            if not self.group_ready.exists():
+                self.group_ready.write_text("".join(f"{pid}\n" for pid in pids))
+                log.warning("All %d worker processes are ready (%s).", self.processes, self.group_ready)
+        else:
+            self.group_ready.unlink(missing_ok=True)
 
     def _start(self, index: int) -> None:
         proc = subprocess.Popen(self.argv, env=child_env(self.settings, index, self.processes))
@@ -92,14 +109,17 @@ class Supervisor:
             if child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
 
-    def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code (0 after a requested stop, else a failed start's)."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+    def run(self, *, install_signals: bool = True) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop``); returns 0 after a requested stop, else a failed start's code."""
+        if install_signals:  # only possible in the main thread
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self.group_ready.unlink(missing_ok=True)
         for index in range(self.processes):
             self._start(index)
         while not self._stopping:
             time.sleep(0.2)
+            self._check_ready()
             for index, child in list(self.children.items()):
                 code = child.proc.poll()
                 if code is None or self._stopping:
@@ -110,10 +130,14 @@ class Supervisor:
                     self.stop()
                     break
                 log.error("Worker process %d (pid %d) exited with %s; restarting it.", index + 1, child.proc.pid, code)
+                (self.settings.state_dir / f"worker-{self.settings.app_id}.{child.proc.pid}.ready").unlink(
+                    missing_ok=True
+                )
                 time.sleep(self.restart_delay_s)
                 if not self._stopping:
                     self.restarts += 1
                     self._start(index)
+        self.group_ready.unlink(missing_ok=True)
         deadline = time.monotonic() + self.settings.stop_grace_s + 30.0
         for child in self.children.values():
             try:
@@ -121,6 +145,7 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
                 child.proc.wait()
+            (self.settings.state_dir / f"worker-{self.settings.app_id}.{child.proc.pid}.ready").unlink(missing_ok=True)
         return self.exit_code
 
 

@@ -114,7 +114,8 @@ def test_classifier_evidence_wiring(data_dir: Path) -> None:
     assert ev.has_classifier and np.allclose(ev.probs.sum(axis=1), 1.0, atol=1e-4)
     assert np.all((ev.uncertainty >= 0) & (ev.uncertainty <= 1))
     out = report(pairs, settings, opts, seconds=seconds, computed=computed)
-    assert set(out["by_evidence"]) == {"classifier", "rr", "combined"}
+    assert set(out["by_evidence"]) == {"classifier", "rr", "both", "combined"}
+    assert out["configured_evidence"] == "combined"
 
 
 def test_tuning_chooses_the_most_sensitive_point_within_the_limits(tmp_path: Path) -> None:

@@ -51,14 +51,15 @@ def _check(record: Record) -> Window | DeadLetter:
 @st.composite
 def windows(draw: st.DrawFn) -> Window:
     n = draw(st.integers(1, 600))
-    samples = draw(st.lists(st.floats(-30, 30, allow_nan=False, width=32), min_size=n, max_size=n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32)))  # values from a seed: cheap to generate
+    samples = np.clip(rng.normal(0.0, draw(st.floats(0.0, 10.0)), n), -30.0, 30.0)
     return Window(
         patient_id=draw(IDS),
         device_id=draw(IDS),
         seq=draw(st.integers(0, 2**64 - 1)),
         t_start_ns=draw(st.integers(-(2**63), 2**63 - 10**12)),
         fs_hz=draw(st.floats(50, 2000)),
-        samples=np.asarray(samples),
+        samples=samples,
         truth=draw(st.one_of(st.none(), st.sampled_from(["N", "A", "O", "~", "AFIB"]))),
     )
 
@@ -96,14 +97,14 @@ def mutated(draw: st.DrawFn) -> tuple[bytes, bytes | None]:
     return bytes(data[: 2 * MAX]), key
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2048), st.one_of(st.none(), st.binary(max_size=100)))
 def test_random_bytes_never_crash_and_are_dead_lettered(value: bytes, key: bytes | None) -> None:
     out = _check(_record(value, key))
     assert isinstance(out, DeadLetter)  # random bytes never pass the magic, size and checks together
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated())
 def test_mutated_windows_decode_valid_or_are_dead_lettered(case: tuple[bytes, bytes | None]) -> None:
     value, key = case

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ecgmon.cli import alerts, classifier, dashboards, demo, reconstructor, simulate, stack, worker
+from ecgmon.cli import alerts, bench, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
 from ecgmon.errors import EcgmonError
 
 app = typer.Typer(
@@ -32,6 +32,8 @@ app.command("settings")(stack.show_settings)
 app.command("worker")(worker.worker)
 app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
+app.command("bench")(bench.bench)
+app.command("soak")(soak.soak)
 train_app.command("classifier")(classifier.train)
 train_app.command("reconstructor")(reconstructor.train)
 eval_app.command("classifier")(classifier.evaluate)

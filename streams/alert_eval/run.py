@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -47,13 +48,14 @@ class EvalOptions:
     jobs: int = 1
 
 
-def _load_classifier(settings: Settings) -> Any:
+def _load_classifier(settings: Settings, seed: int = 0) -> Any:
     import torch
 
     from models import registry
 
     threads = settings.torch_threads or max(1, (os.cpu_count() or 2))
     torch.set_num_threads(threads)
+    torch.manual_seed(seed)  # MC dropout masks: the same run gives the same figures
     return registry.load(settings.classifier, device=settings.resolved_device())
 
 
@@ -76,7 +78,7 @@ def collect(
 ) -> tuple[list[tuple[Evidence, Truth]], float, int]:
     """Evidence and truth for every selected record; returns ``(pairs, compute_seconds, windows_computed)``."""
     if opts.classifier and classifier is None and (opts.dataset != "ltafdb" or opts.jobs <= 1):
-        classifier = _load_classifier(settings)
+        classifier = _load_classifier(settings, opts.seed)
     clf = classifier if opts.classifier else None
     mc = settings.mc_samples if opts.mc_samples is None else opts.mc_samples
     pairs: list[tuple[Evidence, Truth]] = []
@@ -92,10 +94,18 @@ def collect(
             )
             if not len(windows):
                 continue
+            version = "rr" if clf is None else str(getattr(clf, "version", settings.classifier))
+            key = (f"cpsc2021-{_folder_tag(opts.path)}-{name}-{version}-mc{mc}"
+                   f"-w{settings.window_s:g}-h{settings.hop_s:g}")
+
+            def make(name: str = name, windows: Any = windows, fs: float = fs, t_end: Any = t_end) -> Evidence:
+                return compute_evidence(name, windows, fs, t_end, clf, window_s=settings.window_s, mc_samples=mc)
+
             t0 = time.perf_counter()
-            ev = compute_evidence(name, windows, fs, t_end, clf, window_s=settings.window_s, mc_samples=mc)
-            seconds += time.perf_counter() - t0
-            computed += len(windows)
+            ev, hit = _cached(opts.cache_dir, key, make)
+            if not hit:
+                seconds += time.perf_counter() - t0
+                computed += len(windows)
             if progress:
                 progress(name, len(windows), len(windows))
             pairs.append((ev, cpsc2021.truth_for(name, episodes, secs)))
@@ -150,7 +160,9 @@ def _ltafdb_job(
         if opts.classifier and model is None:
             if "model" not in _CHILD_CLASSIFIER:
                 threads = max(1, (settings.torch_threads or (os.cpu_count() or 2)) // max(1, opts.jobs))
-                _CHILD_CLASSIFIER["model"] = _load_classifier(settings.model_copy(update={"torch_threads": threads}))
+                _CHILD_CLASSIFIER["model"] = _load_classifier(
+                    settings.model_copy(update={"torch_threads": threads}), opts.seed
+                )
             model = _CHILD_CLASSIFIER["model"]
         return ltafdb.evidence(timeline, truth, model, settings=settings, fs_hz=opts.render_fs_hz, seed=opts.seed,
                                mc_samples=mc, progress=progress)
@@ -173,6 +185,11 @@ def _classifier_version(settings: Settings) -> str:
     return f"{settings.classifier}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
 
 
+def _folder_tag(path: Path) -> str:
+    """A short tag of the dataset folder, so caches of same-named records in other folders never mix."""
+    return f"{zlib.crc32(str(Path(path).resolve()).encode()):08x}"
+
+
 def _select(available: list[str], wanted: Sequence[str] | None) -> list[str]:
     if not wanted:
         return available
@@ -193,6 +210,7 @@ def report(
     out: dict[str, Any] = {"dataset": opts.dataset, **summary.figures()}
     out["per_record"] = summary.per_record
     out["by_evidence"] = by_evidence(pairs, settings, min_episode_s=opts.min_episode_s)
+    out["configured_evidence"] = settings.alert_af_evidence
     out["windows"] = int(sum(len(e.t_end_s) for e, _ in pairs))
     out["windows_per_s"] = round(computed / seconds, 1) if seconds > 0 else None
     out["rules"] = {

@@ -89,7 +89,7 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             round(r["af_burden_error_pp"] / BURDEN_TIE_PP),
             r["settings"].get("alert_af_max_uncertainty", 0.0),
             -r["settings"]["alert_af_k"],
-            r["alert_burden_error_pp"] or 0.0,
+            r.get("alert_burden_error_pp") or 0.0,
         ))
     sens = [r for r in rows if (r["sensitivity"] or 0) >= MIN_SENSITIVITY]
     if sens:
@@ -106,23 +106,26 @@ def plot_tradeoff(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
 
     chosen = choose(rows)
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"classifier": "o", "rr": "s", "both": "^", "combined": "D"}
-    for mode, marker in markers.items():
+    styles = {  # drawn in this order; hollow, shrinking markers keep overlapping points visible
+        "rr": ("s", 30), "both": ("^", 60), "combined": ("D", 110), "classifier": ("o", 170),
+    }
+    for mode, (marker, size) in styles.items():
         pts = [r for r in rows if r["settings"]["alert_af_evidence"] == mode]
         if pts:
             ax.scatter([max(r["false_alerts_per_hour"], FLOOR_PER_H) for r in pts], [r["sensitivity"] for r in pts],
-                       marker=marker, alpha=0.6, label=mode)
-    ax.scatter([max(chosen["false_alerts_per_hour"], FLOOR_PER_H)], [chosen["sensitivity"]], s=260,
-               facecolors="none", edgecolors="red", linewidths=2, label="chosen")
+                       marker=marker, s=size, facecolors="none", edgecolors=f"C{list(styles).index(mode)}",
+                       alpha=0.8, label=f"{mode} ({len(pts)})")
+    ax.scatter([max(chosen["false_alerts_per_hour"], FLOOR_PER_H)], [chosen["sensitivity"]], s=420, marker="*",
+               color="red", label="chosen")
     ax.axvline(MAX_FALSE_PER_H, color="grey", ls="--", lw=0.8)
     ax.axhline(MIN_SENSITIVITY, color="grey", ls="--", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel(f"false AF alerts per hour (log; 0 drawn at {FLOOR_PER_H:g})")
     ax.set_ylabel("sensitivity (AF episodes detected)")
     s = chosen["settings"]
-    ax.set_title(f"AF alert trade-off, {chosen['records']} LTAFDB records, {chosen['hours']:.0f} h\n"
-                 f"chosen: {s['alert_af_evidence']}, k={s['alert_af_k']} of n={s['alert_af_n']}, "
-                 f"m={s['alert_af_resolve_m']}", fontsize=9)
+    gates = ", ".join(f"{k.removeprefix('alert_af_')}={v}" for k, v in s.items() if k != "alert_af_evidence")
+    ax.set_title(f"AF alert trade-off, {chosen['records']} LTAFDB records, {chosen['hours']:.0f} h "
+                 f"(synthetic morphology on real timing)\nchosen: {s['alert_af_evidence']}, {gates}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
