@@ -86,7 +86,12 @@ class Inference:
         classifier = registry.load(settings.classifier, device=device, weights=settings.model_weights)
         reconstructor = None
         if settings.reconstruction_policy != "never":
-            reconstructor = registry.load(settings.reconstructor, device=device, weights=settings.model_weights)
+            reconstructor = registry.load(
+                settings.reconstructor,
+                device=device,
+                weights=settings.model_weights,
+                mc_mode=settings.reconstructor_mc_mode,
+            )
         engine = cls(settings, classifier, reconstructor)
         if engine.cuda:
             engine.warm_up()

@@ -75,9 +75,13 @@ class LinearReconstructor:
 
 
 @register("linear")
-def build(*, device: str = "cpu", weights: bool | Path = True) -> LinearReconstructor:
-    """The linear baseline; ``weights=False`` gives an identity-like filter for shape tests."""
-    del device  # numpy only
+def build(*, device: str = "cpu", weights: bool | Path = True, mc_mode: str = "full") -> LinearReconstructor:
+    """The linear baseline; ``weights=False`` gives an identity-like filter for shape tests.
+
+    ``mc_mode`` is accepted so every reconstructor builds from the same settings; a linear filter
+    has no dropout to sample.
+    """
+    del device, mc_mode  # numpy only, deterministic
     if weights is False:
         coef = np.zeros((len(OUTPUT_LEADS), DEFAULT_TAPS + 1), dtype=np.float32)
         coef[:, DEFAULT_TAPS // 2] = 1.0
