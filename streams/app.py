@@ -10,6 +10,7 @@ the source topic's; every topic here also names its partitions, so Faust's own d
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from typing import Any
 
@@ -131,9 +132,32 @@ def changelog_topic_name() -> str:
 
 
 def ensure_topics(s: Settings | None = None) -> None:
-    """Create the pipeline's topics and the table changelog, all with ``partitions`` partitions."""
+    """Create the pipeline's topics and the table changelog, all with ``partitions`` partitions.
+
+    The changelog is compacted (``cleanup.policy=compact``): Kafka keeps the latest state of each
+    patient instead of one record per window, so it neither grows without bound nor expires with
+    the retention time, and a worker's recovery reads about one record per patient.
+    """
     s = s or settings
-    create_topics(s.bootstrap, [*s.topics(), changelog_topic_name()], s.partitions)
+    create_topics(s.bootstrap, s.topics(), s.partitions)
+    create_compacted_topic(s.bootstrap, changelog_topic_name(), s.partitions)
+
+
+def create_compacted_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create ``topic`` compacted, unless it exists (an existing one is left as it is)."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from ecgmon.stack import kafka_admin
+
+    admin = kafka_admin(bootstrap)
+    try:
+        if topic not in set(admin.list_topics()):
+            new = NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([new])
+    finally:
+        admin.close()
 
 
 from streams import agents  # noqa: E402,F401  - registers the agents on ``app``

@@ -44,7 +44,7 @@ HOSTILE = 150
 OUTAGE_S = 15
 
 
-def test_settings(base: Settings, prefix: str) -> Settings:
+def isolated_settings(base: Settings, prefix: str) -> Settings:
     """``base`` with this test's own app id and topics."""
     return base.model_copy(
         update={
@@ -57,9 +57,6 @@ def test_settings(base: Settings, prefix: str) -> Settings:
             "web_port": free_port(),
         }
     )
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 
 def worker_env(s: Settings, name: str) -> dict[str, str]:
@@ -159,8 +156,12 @@ def safe_count(influx: InfluxClient, query: str) -> int:
 def consume_all(s: Settings, topic: str, idle_ms: int = 2000) -> list[tuple[bytes | None, bytes, int, int]]:
     """Every record of ``topic`` now: (key, value, partition, offset)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=s.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms, fetch_max_bytes=8_000_000, max_partition_fetch_bytes=8_000_000,
+        bootstrap_servers=s.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
+        fetch_max_bytes=8_000_000,
+        max_partition_fetch_bytes=8_000_000,
     )
     consumer.assign([TopicPartition(topic, p) for p in range(s.partitions)])
     try:
@@ -231,7 +232,7 @@ def influx_restored(stack_settings: Settings) -> Iterator[Settings]:
 def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
     influx_restored: Settings, influx: InfluxClient, run_dir: Path
 ) -> None:
-    s = test_settings(influx_restored, f"rel{os.getpid()}x{free_port()}")
+    s = isolated_settings(influx_restored, f"rel{os.getpid()}x{free_port()}")
     create_topics(s.bootstrap, s.topics(), s.partitions)
     worker = Worker(s, f"{s.app_id}-a", run_dir)
     sim: subprocess.Popen[bytes] | None = None
@@ -243,10 +244,28 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
         start_ns = 1_000_000_000 * 10**9 + (free_port() * 7919 % 10**5) * 10**12
         with open(run_dir / "sim.log", "wb") as sim_log:
             sim = subprocess.Popen(
-                [sys.executable, "-m", "ecgmon.cli.main", "simulate", "--patients", str(PATIENTS),
-                 "--duration", str(SIM_S), "--speed", str(SPEED), "--seed", "9", "--start-ns", str(start_ns),
-                 "--json", str(summary_path)],
-                env=worker_env(s, "sim"), cwd=ROOT, stdout=sim_log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "ecgmon.cli.main",
+                    "simulate",
+                    "--patients",
+                    str(PATIENTS),
+                    "--duration",
+                    str(SIM_S),
+                    "--speed",
+                    str(SPEED),
+                    "--seed",
+                    "9",
+                    "--start-ns",
+                    str(start_ns),
+                    "--json",
+                    str(summary_path),
+                ],
+                env=worker_env(s, "sim"),
+                cwd=ROOT,
+                stdout=sim_log,
+                stderr=subprocess.STDOUT,
             )
         producer = KafkaProducer(bootstrap_servers=s.bootstrap)
         for key, value in hostile_messages(HOSTILE, np.random.default_rng(4)):
@@ -262,8 +281,7 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
         assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive the outage"
         stack.up(influx_restored, only="influxdb")
 
-        outage = (f"SELECT max(sink_down_s), max(sink_buffered_points) FROM pipeline "
-                  f"WHERE worker = '{worker.name}'")
+        outage = f"SELECT max(sink_down_s), max(sink_buffered_points) FROM pipeline WHERE worker = '{worker.name}'"
 
         def outage_reported() -> bool:
             try:
@@ -283,8 +301,7 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
         assert sent == PATIENTS * SIM_S // 10 and summary["errors"] == 0
         patients = sorted(summary["per_patient"])
         regex = "^(" + "|".join(patients) + ")$"
-        wait_for(lambda: safe_count(influx, preds) >= sent, timeout_s=120, interval_s=1,
-                 what=f"{sent} prediction rows")
+        wait_for(lambda: safe_count(influx, preds) >= sent, timeout_s=120, interval_s=1, what=f"{sent} prediction rows")
         time.sleep(3)  # anything replayed late would add rows now; it must overwrite instead
         assert influx.count(preds) == sent
 

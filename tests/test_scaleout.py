@@ -28,7 +28,7 @@ from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
 from tests.conftest import wait_for
-from tests.test_reliability import Worker, alert_episodes_ok, consume_all, safe_count, test_settings
+from tests.test_reliability import Worker, alert_episodes_ok, consume_all, isolated_settings, safe_count
 
 pytestmark = pytest.mark.integration
 
@@ -55,14 +55,15 @@ def _one_per_partition(prefix: str, partitions: int) -> list[str]:
 
 
 def _window(patient: str, seq: int, samples: np.ndarray) -> Window:
-    return Window(patient_id=patient, device_id="dev", seq=seq, t_start_ns=T0_NS + seq * 10**10, fs_hz=250.0,
-                  samples=samples)
+    return Window(
+        patient_id=patient, device_id="dev", seq=seq, t_start_ns=T0_NS + seq * 10**10, fs_hz=250.0, samples=samples
+    )
 
 
 def test_two_workers_share_patients_and_one_takes_over_after_kill9(
     stack_settings: Settings, influx: InfluxClient, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    s = test_settings(stack_settings, f"so{os.getpid()}x{free_port()}")
+    s = isolated_settings(stack_settings, f"so{os.getpid()}x{free_port()}")
     create_topics(s.bootstrap, s.topics(), s.partitions)
     log_dir: Path = tmp_path_factory.mktemp("scaleout")
     flat = _one_per_partition(f"{s.app_id}-flat", s.partitions)
@@ -84,11 +85,11 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
 
         def send_round(seq: int) -> None:
             for p in flat:
-                producer.send(s.topic_windows, key=p.encode(),
-                              value=encode_window(_window(p, seq, np.full(2500, 0.1))))
+                producer.send(s.topic_windows, key=p.encode(), value=encode_window(_window(p, seq, np.full(2500, 0.1))))
             for i, p in enumerate(normal):
-                producer.send(s.topic_windows, key=p.encode(),
-                              value=encode_window(_window(p, seq, ecg[(i + seq) % len(ecg)])))
+                producer.send(
+                    s.topic_windows, key=p.encode(), value=encode_window(_window(p, seq, ecg[(i + seq) % len(ecg)]))
+                )
             producer.flush()
 
         for seq in range(KILL_AT):
@@ -106,8 +107,12 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
             time.sleep(ROUND_S)
         # The survivor alone serves every patient, the killed worker's partitions included.
         last = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id =~ /^{s.app_id}-/ AND seq = {JOIN_AT - 1}"
-        wait_for(lambda: safe_count(influx, last) == len(flat) + len(normal), timeout_s=90, interval_s=0.5,
-                 what="the survivor serving every patient")
+        wait_for(
+            lambda: safe_count(influx, last) == len(flat) + len(normal),
+            timeout_s=90,
+            interval_s=0.5,
+            what="the survivor serving every patient",
+        )
         victim.launch()  # joins again: the partitions are split again
         victim.wait_ready()
         for seq in range(JOIN_AT, LEAVE_AT):
@@ -120,8 +125,9 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
 
         preds = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id =~ /^{s.app_id}-/"
         total = ROUNDS * (len(flat) + len(normal))
-        wait_for(lambda: safe_count(influx, preds) >= total, timeout_s=120, interval_s=1,
-                 what=f"{total} prediction rows")
+        wait_for(
+            lambda: safe_count(influx, preds) >= total, timeout_s=120, interval_s=1, what=f"{total} prediction rows"
+        )
         time.sleep(3)  # a late replay would add rows now; it must overwrite instead
         assert influx.count(preds) == total
         rows = influx.query(preds + " GROUP BY patient_id")

@@ -51,8 +51,11 @@ def test_a_killed_process_is_restarted_and_stop_ends_all(tmp_path: Path) -> None
         assert set(group.read_text().split()) == {str(c.proc.pid) for c in sup.children.values()}
         os.kill(first.pid, signal.SIGKILL)
         wait_for(lambda: sup.restarts == 1 and sup.children[0].proc is not first, timeout_s=10, what="a restart")
-        wait_for(lambda: group.exists() and str(first.pid) not in group.read_text(), timeout_s=20,
-                 what="the group file naming the restarted process")
+        wait_for(
+            lambda: group.exists() and str(first.pid) not in group.read_text(),
+            timeout_s=20,
+            what="the group file naming the restarted process",
+        )
     finally:
         sup.stop()
         thread.join(timeout=30)

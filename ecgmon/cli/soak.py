@@ -113,8 +113,9 @@ def soak(
     env = dict(os.environ)
     worker_log = open(log_dir / "worker.log", "ab")  # noqa: SIM115 - closed below
     sim_log = open(log_dir / "simulate.log", "ab")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen([*python, "worker", "--processes", str(processes)], env=env, stdout=worker_log,
-                              stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [*python, "worker", "--processes", str(processes)], env=env, stdout=worker_log, stderr=subprocess.STDOUT
+    )
     sim: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, float]] = []
     cpu_used_s = 0.0
@@ -126,9 +127,21 @@ def soak(
                 raise StackError(f"The worker did not become ready; see {log_dir / 'worker.log'}.")
             time.sleep(0.5)
         sim = subprocess.Popen(
-            [*python, "simulate", "--patients", str(patients), "--duration", f"{duration_s * speed:.0f}",
-             "--speed", f"{speed:g}", "--json", str(summary_path)],
-            env=env, stdout=sim_log, stderr=subprocess.STDOUT,
+            [
+                *python,
+                "simulate",
+                "--patients",
+                str(patients),
+                "--duration",
+                f"{duration_s * speed:.0f}",
+                "--speed",
+                f"{speed:g}",
+                "--json",
+                str(summary_path),
+            ],
+            env=env,
+            stdout=sim_log,
+            stderr=subprocess.STDOUT,
         )
         t0 = time.monotonic()
         cpu0 = {p: cpu_s(p) or 0.0 for p in (children(worker.pid) if processes > 1 else [worker.pid])}
@@ -154,8 +167,13 @@ def soak(
         worker_log.close()
         sim_log.close()
     result: dict[str, Any] = {
-        "minutes": minutes, "patients": patients, "speed": speed, "processes": processes,
-        "interval_s": interval_s, "warmup_min": warmup_min, "worker_crashed": crashed,
+        "minutes": minutes,
+        "patients": patients,
+        "speed": speed,
+        "processes": processes,
+        "interval_s": interval_s,
+        "warmup_min": warmup_min,
+        "worker_crashed": crashed,
         **growth(samples, warmup_min * 60.0),
         "samples": samples,
     }

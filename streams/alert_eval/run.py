@@ -152,8 +152,8 @@ def _ltafdb_job(
     timeline = ltafdb.load(opts.path, name)
     truth = ltafdb.truth_for(timeline, hours=opts.hours)
     version = "rr" if not opts.classifier else (clf.version if clf is not None else _classifier_version(settings))
-    key = (f"ltafdb-{name}-{version}-mc{mc}-w{settings.window_s:g}-h{settings.hop_s:g}-fs{opts.render_fs_hz:g}"
-           f"-s{opts.seed}-h{opts.hours or 'all'}")
+    key = (f"ltafdb-{_folder_tag(opts.path)}-{name}-{version}-mc{mc}-w{settings.window_s:g}-h{settings.hop_s:g}"
+           f"-fs{opts.render_fs_hz:g}-s{opts.seed}-h{opts.hours or 'all'}")
 
     def make() -> Evidence:
         model = clf

@@ -60,11 +60,17 @@ def grid(modes: Sequence[str]) -> list[dict[str, Any]]:
     return points
 
 
-def sweep(pairs: Sequence[tuple[Evidence, Truth]], settings: Settings, *, min_episode_s: float) -> list[dict[str, Any]]:
-    """Replay every grid point; each row holds its settings and figures."""
+def sweep(
+    pairs: Sequence[tuple[Evidence, Truth]],
+    settings: Settings,
+    *,
+    min_episode_s: float,
+    points: Sequence[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Replay every grid point (``grid`` unless ``points`` are given); each row holds its settings and figures."""
     modes = ["classifier", "rr", "both", "combined"] if all(e.has_classifier for e, _ in pairs) else ["rr"]
     rows = []
-    for update in grid(modes):
+    for update in grid(modes) if points is None else points:
         figs = evaluate_settings(pairs, settings.model_copy(update=update), min_episode_s=min_episode_s).figures()
         rows.append({"settings": update, **figs})
     return rows
@@ -97,14 +103,20 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return max(rows, key=lambda r: (r["sensitivity"] or 0) - (r["false_alerts_per_hour"] or 0))
 
 
-def plot_tradeoff(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
-    """Scatter sensitivity vs false alerts/h per evidence mode, mark the chosen point, save ``out``; return it."""
+def plot_tradeoff(
+    rows: Sequence[dict[str, Any]], out: Path, *, mark: dict[str, Any] | None = None, note: str = ""
+) -> dict[str, Any]:
+    """Scatter sensitivity vs false alerts/h per evidence mode, mark the chosen point, save ``out``; return it.
+
+    ``mark`` (a grid point's settings) marks that point instead of the one ``choose`` picks, e.g. the
+    defaults chosen on another sweep; ``note`` is added to the title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    chosen = choose(rows)
+    chosen = choose(rows) if mark is None else next(r for r in rows if r["settings"] == mark)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     styles = {  # drawn in this order; hollow, shrinking markers keep overlapping points visible
         "rr": ("s", 30), "both": ("^", 60), "combined": ("D", 110), "classifier": ("o", 170),
@@ -125,7 +137,8 @@ def plot_tradeoff(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Any]:
     s = chosen["settings"]
     gates = ", ".join(f"{k.removeprefix('alert_af_')}={v}" for k, v in s.items() if k != "alert_af_evidence")
     ax.set_title(f"AF alert trade-off, {chosen['records']} LTAFDB records, {chosen['hours']:.0f} h "
-                 f"(synthetic morphology on real timing)\nchosen: {s['alert_af_evidence']}, {gates}", fontsize=9)
+                 f"(synthetic morphology on real timing){note}\nchosen: {s['alert_af_evidence']}, {gates}",
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

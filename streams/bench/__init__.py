@@ -263,6 +263,7 @@ def run_bench(base: Settings, opts: BenchOptions, rep: Reporter | None = None) -
             "torch_threads": threads,
             "classifier": s.classifier,
             "reconstructor": s.reconstructor,
+            "reconstructor_mc_mode": getattr(s, "reconstructor_mc_mode", "full"),
             "mc_samples": s.mc_samples,
             "max_batch": s.max_batch,
             "max_delay_ms": s.max_delay_ms,

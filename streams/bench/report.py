@@ -36,6 +36,7 @@ def plot(loads: list[dict[str, Any]], out: Path, *, title: str, saturation: floa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     loads = sorted(loads, key=lambda ld: ld["offered_windows_per_s"])
     x = [ld["offered_windows_per_s"] for ld in loads]
@@ -48,6 +49,8 @@ def plot(loads: list[dict[str, Any]], out: Path, *, title: str, saturation: floa
             ax.axvline(saturation, color="tab:red", ls=":", lw=1, label=f"saturation {saturation:.1f}/s")
             ax.axvline(saturation / 2, color="tab:green", ls=":", lw=1, label="half saturation")
     ax1.set_yscale("log")
+    ax1.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax1.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if v < 10 else ""))
     ax1.set_xlabel("offered load, windows/s")
     ax1.set_ylabel("window produced -> prediction written, s")
     ax1.set_title("end-to-end latency")
