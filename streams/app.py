@@ -18,6 +18,7 @@ import faust
 
 from ecgmon.settings import Settings, get_settings
 from ecgmon.stack import create_topics
+from streams.transport import App as TunedApp
 
 ALERT_STATE_TABLE = "patient_alert_state"
 
@@ -48,8 +49,9 @@ def broker_credentials(settings: Settings) -> Any:
 def make_app(settings: Settings) -> faust.App:
     """The Faust app configured from ``settings`` (broker, security, app id, web bound to 127.0.0.1)."""
     (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return TunedApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         broker=broker_urls(settings),
         broker_credentials=broker_credentials(settings),
         topic_partitions=settings.partitions,

@@ -83,7 +83,9 @@ class Inference:
         threads = settings.torch_threads or max(1, (os.cpu_count() or 1) - 1)  # one core for the event loop
         torch.set_num_threads(threads)
         device = settings.resolved_device()
-        classifier = registry.load(settings.classifier, device=device, weights=settings.model_weights)
+        classifier = registry.load(
+            settings.classifier, device=device, weights=settings.model_weights, mc_mode=settings.classifier_mc_mode
+        )
         reconstructor = None
         if settings.reconstruction_policy != "never":
             reconstructor = registry.load(

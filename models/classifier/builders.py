@@ -28,7 +28,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _build(kind: str, leads: int, device: str, weights: bool) -> RhythmClassifier:
+def _build(kind: str, leads: int, device: str, weights: bool, mc_mode: str = "full") -> RhythmClassifier:
     if not weights:
         cfg = NetConfig(in_leads=leads, samples=WINDOW_SAMPLES)
         return RhythmClassifier(
@@ -39,12 +39,11 @@ def _build(kind: str, leads: int, device: str, weights: bool) -> RhythmClassifie
             window_samples=WINDOW_SAMPLES,
             leads=leads,
             device=device,
+            mc_mode=mc_mode,
         )
     path = weights_path(kind)
     if not path.is_file():
-        raise ModelError(
-            f"Weights {path} are missing; train them with `ecgmon train classifier --kind {kind}`."
-        )
+        raise ModelError(f"Weights {path} are missing; train them with `ecgmon train classifier --kind {kind}`.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         cfg = NetConfig.from_dict(ckpt["net_config"])
@@ -61,22 +60,23 @@ def _build(kind: str, leads: int, device: str, weights: bool) -> RhythmClassifie
         window_samples=int(meta["window_samples"]),
         leads=cfg.in_leads,
         device=device,
+        mc_mode=mc_mode,
     )
 
 
 @register("teacher")
-def teacher(*, device: str = "cpu", weights: bool = True) -> RhythmClassifier:
+def teacher(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
     """12-lead teacher; ``predict`` takes ``[n, 12, 1000]`` mV at 100 Hz (leads I..V6)."""
-    return _build("teacher", 12, device, weights)
+    return _build("teacher", 12, device, weights, mc_mode)
 
 
 @register("student")
-def student(*, device: str = "cpu", weights: bool = True) -> RhythmClassifier:
+def student(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
     """Lead-I student with teacher-feature reconstruction and cross-attention fusion (stream default)."""
-    return _build("student", 1, device, weights)
+    return _build("student", 1, device, weights, mc_mode)
 
 
 @register("baseline")
-def baseline(*, device: str = "cpu", weights: bool = True) -> RhythmClassifier:
+def baseline(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
     """The student's backbone and head without reconstruction or fusion, same data and budget."""
-    return _build("baseline", 1, device, weights)
+    return _build("baseline", 1, device, weights, mc_mode)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,9 @@ from torch import nn
 
 from models.classifier.preprocess import preprocess_windows
 from models.interfaces import CLASSES, ClassifierOutput
+
+MC_MODES: tuple[str, ...] = ("full", "head")
+"""``full``: dropout on everywhere for every pass; ``head``: trunk once, only the head sampled."""
 
 
 def _dropouts(net: nn.Module) -> Iterator[nn.Module]:
@@ -45,6 +49,7 @@ class RhythmClassifier:
         leads: int,
         device: str = "cpu",
         batch_size: int = 256,
+        mc_mode: str = "full",
     ) -> None:
         self.name = name
         self.version = version
@@ -53,6 +58,9 @@ class RhythmClassifier:
         self.leads = int(leads)
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
+        if mc_mode not in MC_MODES:
+            raise ValueError(f"mc_mode must be one of {', '.join(MC_MODES)}, not {mc_mode!r}.")
+        self.mc_mode = mc_mode
         self.net = net.to(self.device).eval()
 
     def _check(self, x: np.ndarray) -> np.ndarray:
@@ -78,7 +86,9 @@ class RhythmClassifier:
                 t = t.to(self.device, non_blocking=cuda)
                 amp = torch.autocast("cuda", dtype=torch.float16) if cuda else nullcontext()
                 with amp:
-                    if mc_samples > 0:
+                    if mc_samples > 0 and self.mc_mode == "head":
+                        p = self._mc_head(t, mc_samples)
+                    elif mc_samples > 0:
                         for m in _dropouts(self.net):
                             m.train()
                         try:
@@ -95,6 +105,22 @@ class RhythmClassifier:
         if not probs_out:
             return np.zeros((0, len(CLASSES))), np.zeros(0)
         return np.concatenate(probs_out), np.concatenate(unc_out)
+
+    def _mc_head(self, t: torch.Tensor, mc_samples: int) -> torch.Tensor:
+        """The trunk once in eval mode, then only the head's dropout sampled ``mc_samples`` times.
+
+        ``ecgmon bench`` measured the full scheme at 68 % of a worker's time; this one costs about
+        one forward pass. It samples less of the network, so its uncertainty is closer to the
+        single-pass predictive entropy (what the alert thresholds were tuned on).
+        """
+        net: Any = self.net
+        head = net.head
+        tokens = net.tokens(t)
+        head.drop.train()
+        try:
+            return torch.stack([torch.softmax(head(tokens).float(), dim=1) for _ in range(mc_samples)]).mean(0)
+        finally:
+            head.drop.eval()
 
     def predict(self, x: np.ndarray, *, mc_samples: int = 0) -> ClassifierOutput:
         """Raw windows in mV at ``fs_hz`` -> probabilities ``[n, 4]`` and uncertainty ``[n]``.

@@ -139,6 +139,10 @@ class TeacherNet(nn.Module):
         """``[n, 12, samples]`` -> ``[n, tokens, d]``."""
         return self.backbone(x)
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head reads, ``[n, tokens, d]`` (head-only MC dropout samples only the head)."""
+        return self.backbone(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
@@ -151,6 +155,10 @@ class BaselineNet(nn.Module):
         self.cfg = cfg
         self.backbone = Backbone(cfg)
         self.head = _Head(cfg.d_model, cfg.n_classes, cfg.head_dropout)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head reads, ``[n, tokens, d]``."""
+        return self.backbone(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
@@ -183,15 +191,22 @@ class StudentNet(nn.Module):
         )
         self.head = _Head(d, cfg.n_classes, cfg.head_dropout)
 
-    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[n, 1, samples]`` -> ``(logits [n, classes], teacher tokens [n, tokens, teacher_d])``."""
+    def _fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         own = self.backbone(x)
         recon = self.to_teacher(self.reconstruct(own))
         kv = self.norm_kv(self.from_teacher(recon))
         fused, _ = self.cross(self.norm_q(own), kv, kv, need_weights=False)
         fused = own + fused
-        fused = fused + self.ffn(fused)
+        return fused + self.ffn(fused), recon
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[n, 1, samples]`` -> ``(logits [n, classes], teacher tokens [n, tokens, teacher_d])``."""
+        fused, recon = self._fused(x)
         return self.head(fused), recon
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused tokens the head reads, ``[n, tokens, d]``."""
+        return self._fused(x)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x)[0]
