@@ -32,7 +32,7 @@ RESOLVE_M = (2, 4, 6)
 LEVELS = (0.5, 0.7, 0.9)
 UNCERTAINTY = (0.25, 0.5, 1.0)
 """Normalised predictive entropy: 0.25 already needs P(A) above ~0.93; 1.0 switches the gate off."""
-FLOOR_PER_H = 0.01
+FLOOR_PER_H = 0.0005
 
 
 def grid(modes: Sequence[str]) -> list[dict[str, Any]]:
@@ -103,21 +103,7 @@ def choose(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return max(rows, key=lambda r: (r["sensitivity"] or 0) - (r["false_alerts_per_hour"] or 0))
 
 
-def plot_tradeoff(
-    rows: Sequence[dict[str, Any]], out: Path, *, mark: dict[str, Any] | None = None, note: str = ""
-) -> dict[str, Any]:
-    """Scatter sensitivity vs false alerts/h per evidence mode, mark the chosen point, save ``out``; return it.
-
-    ``mark`` (a grid point's settings) marks that point instead of the one ``choose`` picks, e.g. the
-    defaults chosen on another sweep; ``note`` is added to the title.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    chosen = choose(rows) if mark is None else next(r for r in rows if r["settings"] == mark)
-    fig, ax = plt.subplots(figsize=(7.5, 5))
+def _draw(ax: Any, rows: Sequence[dict[str, Any]], chosen: dict[str, Any], title: str) -> None:
     styles = {  # drawn in this order; hollow, shrinking markers keep overlapping points visible
         "rr": ("s", 30), "both": ("^", 60), "combined": ("D", 110), "classifier": ("o", 170),
     }
@@ -134,15 +120,44 @@ def plot_tradeoff(
     ax.set_xscale("log")
     ax.set_xlabel(f"false AF alerts per hour (log; 0 drawn at {FLOOR_PER_H:g})")
     ax.set_ylabel("sensitivity (AF episodes detected)")
-    s = chosen["settings"]
-    gates = ", ".join(f"{k.removeprefix('alert_af_')}={v}" for k, v in s.items() if k != "alert_af_evidence")
-    ax.set_title(f"AF alert trade-off, {chosen['records']} LTAFDB records, {chosen['hours']:.0f} h "
-                 f"(synthetic morphology on real timing){note}\nchosen: {s['alert_af_evidence']}, {gates}",
-                 fontsize=9)
+    ax.set_title(f"{title}: {chosen['records']} records, {chosen['hours']:.0f} h, {len(rows)} points", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_tradeoff(
+    rows: Sequence[dict[str, Any]],
+    out: Path,
+    *,
+    mark: dict[str, Any] | None = None,
+    also: Sequence[tuple[str, Sequence[dict[str, Any]]]] = (),
+    title: str = "sweep",
+) -> dict[str, Any]:
+    """Scatter sensitivity vs false alerts/h per evidence mode, mark the chosen point, save ``out``; return it.
+
+    ``mark`` (a grid point's settings) marks that point instead of the one ``choose`` picks; ``also``
+    adds panels ``(title, rows)`` of other sweeps with the same point marked (when they hold it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = choose(rows) if mark is None else next(r for r in rows if r["settings"] == mark)
+    panels = [(title, rows, chosen)]
+    for name, other in also:
+        hit = [r for r in other if r["settings"] == chosen["settings"]]
+        if hit:
+            panels.append((name, other, hit[0]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.0 * len(panels), 5.2), squeeze=False)
+    for ax, (name, panel_rows, point) in zip(axes[0], panels, strict=True):
+        _draw(ax, panel_rows, point, name)
+    s = chosen["settings"]
+    gates = ", ".join(f"{k.removeprefix('alert_af_')}={v}" for k, v in s.items() if k != "alert_af_evidence")
+    fig.suptitle(f"AF alerts on LTAFDB (synthetic morphology on real timing); chosen: {s['alert_af_evidence']}, "
+                 f"{gates}", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return chosen
