@@ -56,7 +56,7 @@ def _load_classifier(settings: Settings, seed: int = 0) -> Any:
     threads = settings.torch_threads or max(1, (os.cpu_count() or 2))
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # MC dropout masks: the same run gives the same figures
-    return registry.load(settings.classifier, device=settings.resolved_device())
+    return registry.load(settings.classifier, device=settings.resolved_device(), mc_mode=settings.classifier_mc_mode)
 
 
 def _cached(cache_dir: Path | None, key: str, make: Callable[[], Evidence]) -> tuple[Evidence, bool]:
