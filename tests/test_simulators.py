@@ -302,3 +302,14 @@ def test_build_devices_checks_options(data_dir: Path) -> None:
                                                              records=("00",), patients=2, start_h=1.0))
     assert [d.patient_id for d in devices] == ["ltafdb-00", "ltafdb-00-1"]
     assert "synthetic morphology on real timing" in str(extra["morphology"])
+
+
+def test_gateway_falls_back_to_float32_beyond_the_int16_range() -> None:
+    from ecgmon.contracts import Window, decode_window, encode_window
+    from simulators.gateway import wire_encoding
+
+    big = np.array([0.0, 40.0, -35.5], dtype=np.float32)
+    assert wire_encoding(big) == "float32"
+    assert wire_encoding(np.array([0.0, 30.0], dtype=np.float32)) == "int16"
+    w = Window("p1", "d1", 0, 0, 250.0, big)
+    assert decode_window(encode_window(w, encoding=wire_encoding(big))) == w

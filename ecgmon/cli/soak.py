@@ -146,7 +146,7 @@ def soak(
         t0 = time.monotonic()
         cpu0 = {p: cpu_s(p) or 0.0 for p in (children(worker.pid) if processes > 1 else [worker.pid])}
         typer.echo(f"soak: {patients} patients at {speed:g}x for {minutes:g} min; sampling every {interval_s:g} s")
-        while time.monotonic() - t0 < duration_s and worker.poll() is None:
+        while time.monotonic() - t0 < duration_s and worker.poll() is None and sim.poll() is None:
             pids = children(worker.pid) if processes > 1 else [worker.pid]
             total = sum(m for m in (rss_mb(p) for p in pids) if m is not None)
             t = time.monotonic() - t0
@@ -155,6 +155,7 @@ def soak(
             typer.echo(f"  t={t:7.0f} s  worker RSS {total:8.1f} MiB  CPU {cpu_used_s:8.1f} s")
             time.sleep(interval_s)
         crashed = worker.poll() is not None
+        sim_code = sim.poll()  # None: still running at the end, as it should
     finally:
         if sim is not None:
             if sim.poll() is None:
@@ -189,3 +190,5 @@ def soak(
     typer.echo(json.dumps({k: v for k, v in result.items() if k != "samples"}))
     if crashed:
         raise StackError(f"The worker exited during the soak; see {log_dir / 'worker.log'}.")
+    if sim_code is not None and sim_code != 0:
+        raise StackError(f"The simulator exited early ({sim_code}); see {log_dir / 'simulate.log'}.")
