@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -323,6 +323,37 @@ class Settings(BaseSettings):
         except ImportError:  # pragma: no cover - torch is a dependency
             return "cpu"
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Bootstrap and security options for any aiokafka producer or consumer ecgmon creates."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL"):
+            options.update(
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_plain_username=self.kafka_sasl_username,
+                sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
+            )
+        if self.kafka_security_protocol.endswith("SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+        return options
+
+    def namespaced(self, prefix: str) -> Settings:
+        """A copy with its own app id and topic names, so a test or bench run sees only its own messages."""
+        return self.model_copy(
+            update={
+                "app_id": f"{prefix}-app",
+                "topic_windows": f"{prefix}.windows",
+                "topic_predictions": f"{prefix}.predictions",
+                "topic_reconstructions": f"{prefix}.reconstructions",
+                "topic_alerts": f"{prefix}.alerts",
+                "topic_deadletter": f"{prefix}.deadletter",
+            }
+        )
 
     def topics(self) -> list[str]:
         """Every topic the embedded stack creates, in data-path order."""

@@ -187,25 +187,14 @@ class KafkaSender:
 
         s = self.settings
         kwargs: dict[str, Any] = {
-            "bootstrap_servers": s.bootstrap,
+            **s.aiokafka_options(),
             "acks": "all",
             "linger_ms": s.sim_linger_ms,
             "max_batch_size": s.sim_batch_bytes,
             "max_request_size": max(s.max_message_bytes, s.sim_batch_bytes),
             "enable_idempotence": s.sim_idempotence,
-            "security_protocol": s.kafka_security_protocol,
             "client_id": "ecgmon-simulate",
         }
-        if s.kafka_security_protocol.startswith("SASL"):
-            kwargs.update(
-                sasl_mechanism=s.kafka_sasl_mechanism,
-                sasl_plain_username=s.kafka_sasl_username,
-                sasl_plain_password=s.kafka_sasl_password.get_secret_value(),
-            )
-        if s.kafka_security_protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            kwargs["ssl_context"] = create_ssl_context(cafile=s.kafka_ssl_cafile or None)
         self._producer = AIOKafkaProducer(**kwargs)
         try:
             await self._producer.start()

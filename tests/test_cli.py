@@ -32,3 +32,24 @@ def test_settings_masks_secrets() -> None:
     assert result.returncode == 0
     assert "ECGMON_ALERT_BRADY_BPM" in result.stdout
     assert "s3cr3t-token" not in result.stdout
+
+
+def test_namespaced_settings_rename_app_and_every_topic() -> None:
+    from ecgmon.settings import Settings
+
+    base = Settings()
+    ns = base.namespaced("t1")
+    assert ns.app_id == "t1-app"
+    assert ns.topics() == ["t1.windows", "t1.predictions", "t1.reconstructions", "t1.alerts", "t1.deadletter"]
+    assert ns.kafka_port == base.kafka_port
+
+
+def test_aiokafka_options_carry_sasl_without_leaking_into_repr() -> None:
+    from pydantic import SecretStr
+
+    from ecgmon.settings import Settings
+
+    s = Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u", kafka_sasl_password=SecretStr("pw"))
+    options = s.aiokafka_options()
+    assert options["sasl_plain_username"] == "u" and options["sasl_plain_password"] == "pw"
+    assert "pw" not in repr(s)

@@ -39,18 +39,7 @@ DUPLICATE = 1  # the flat patient's seq 1 once more: harmless
 
 
 def _settings(stack: Settings, prefix: str) -> Settings:
-    return stack.model_copy(
-        update={
-            "app_id": f"{prefix}-app",
-            "topic_windows": f"{prefix}.windows",
-            "topic_predictions": f"{prefix}.predictions",
-            "topic_reconstructions": f"{prefix}.reconstructions",
-            "topic_alerts": f"{prefix}.alerts",
-            "topic_deadletter": f"{prefix}.deadletter",
-            "max_message_bytes": MAX_BYTES,
-            "web_port": free_port(),
-        }
-    )
+    return stack.namespaced(prefix).model_copy(update={"max_message_bytes": MAX_BYTES, "web_port": free_port()})
 
 
 def _env(s: Settings) -> dict[str, str]:

@@ -46,17 +46,7 @@ OUTAGE_S = 15
 
 def isolated_settings(base: Settings, prefix: str) -> Settings:
     """``base`` with this test's own app id and topics."""
-    return base.model_copy(
-        update={
-            "app_id": f"{prefix}-app",
-            "topic_windows": f"{prefix}.windows",
-            "topic_predictions": f"{prefix}.predictions",
-            "topic_reconstructions": f"{prefix}.reconstructions",
-            "topic_alerts": f"{prefix}.alerts",
-            "topic_deadletter": f"{prefix}.deadletter",
-            "web_port": free_port(),
-        }
-    )
+    return base.namespaced(prefix).model_copy(update={"web_port": free_port()})
 
 
 def worker_env(s: Settings, name: str) -> dict[str, str]:

@@ -94,19 +94,8 @@ def _stack(base: Settings, use_running: bool) -> Iterator[Settings]:
 
 
 def _group_settings(s: Settings, tag: str) -> Settings:
-    return s.model_copy(
-        update={
-            "app_id": f"{tag}-app",
-            "topic_windows": f"{tag}.windows",
-            "topic_predictions": f"{tag}.predictions",
-            "topic_reconstructions": f"{tag}.reconstructions",
-            "topic_alerts": f"{tag}.alerts",
-            "topic_deadletter": f"{tag}.deadletter",
-            # Tansu holds a join for about the rebalance timeout: short ones start the bench sooner.
-            "kafka_session_timeout_s": 10.0,
-            "kafka_rebalance_timeout_s": 10.0,
-        }
-    )
+    # Tansu holds a join for about the rebalance timeout: short ones start the bench sooner.
+    return s.namespaced(tag).model_copy(update={"kafka_session_timeout_s": 10.0, "kafka_rebalance_timeout_s": 10.0})
 
 
 def _run_group(

@@ -48,22 +48,6 @@ STEADY_FROM = 0.3
 """Delivered windows/s counts predictions after this share of the load's duration."""
 
 
-def kafka_kwargs(s: Settings) -> dict[str, Any]:
-    """aiokafka connection options from settings (bootstrap, security)."""
-    kwargs: dict[str, Any] = {"bootstrap_servers": s.bootstrap, "security_protocol": s.kafka_security_protocol}
-    if s.kafka_security_protocol.startswith("SASL"):
-        kwargs.update(
-            sasl_mechanism=s.kafka_sasl_mechanism,
-            sasl_plain_username=s.kafka_sasl_username,
-            sasl_plain_password=s.kafka_sasl_password.get_secret_value(),
-        )
-    if s.kafka_security_protocol.endswith("SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        kwargs["ssl_context"] = create_ssl_context(cafile=s.kafka_ssl_cafile or None)
-    return kwargs
-
-
 def worker_env(s: Settings, torch_threads: int) -> dict[str, str]:
     """Environment of a bench worker: the caller's ``ECGMON_*`` plus everything the bench decides."""
     env = dict(os.environ)
@@ -211,7 +195,7 @@ async def _collect(
     """Read the predictions and reconstructions topics from their current end; keep this load's records."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(**kafka_kwargs(s), enable_auto_commit=False, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(**s.aiokafka_options(), enable_auto_commit=False, fetch_max_wait_ms=50)
     await consumer.start()
     try:
         tps = [
@@ -283,7 +267,7 @@ async def _run_load(
     stop_poll = asyncio.Event()
     poller = asyncio.create_task(_poll_influx(s, prefix, written, stop_poll, INFLUX_POLL_S))
     await asyncio.wait_for(started.wait(), 30)
-    producer = AIOKafkaProducer(**kafka_kwargs(s), acks="all", linger_ms=5, max_request_size=s.max_message_bytes)
+    producer = AIOKafkaProducer(**s.aiokafka_options(), acks="all", linger_ms=5, max_request_size=s.max_message_bytes)
     await producer.start()
     try:
         loop = asyncio.get_running_loop()
