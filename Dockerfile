@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ECGMON_STATE_DIR=/var/lib/ecgmon \
     MPLCONFIGDIR=/tmp/matplotlib
 
-# The worker keeps Faust's table state and its readiness file under ECGMON_STATE_DIR (a volume).
+# The worker keeps Faust's table state and its readiness file under ECGMON_STATE_DIR (per container: replicas must not share it).
 RUN groupadd --system ecgmon && useradd --system --gid ecgmon --home-dir /app --shell /usr/sbin/nologin ecgmon \
     && mkdir -p /var/lib/ecgmon && chown ecgmon:ecgmon /var/lib/ecgmon
 WORKDIR /app
