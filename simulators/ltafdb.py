@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgmon.errors import DataError
+from ecgmon.records import record_names
 from simulators.render import Morphology, beat_templates, render_beats
 from simulators.synthetic import WindowData
 
@@ -113,11 +114,7 @@ class BeatTimeline:
 
 def list_records(path: Path) -> list[str]:
     """Record names of an ltafdb-like folder (``RECORDS``, else every ``*.atr``)."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path} is not a folder; --path must name an ltafdb-like folder (NAME.atr, NAME.hea).")
-    listing = path / "RECORDS"
-    names = listing.read_text().split() if listing.exists() else sorted(p.stem for p in path.glob("*.atr"))
+    names = record_names(path, ".atr")
     if not names:
         raise DataError(f"{path} holds no ltafdb records (RECORDS or *.atr).")
     return names

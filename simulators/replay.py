@@ -31,6 +31,7 @@ import numpy as np
 
 from ecgmon.contracts import LEADS
 from ecgmon.errors import ConfigError, DataError
+from ecgmon.records import record_names
 from simulators.synthetic import WindowData
 
 _ARRAY_RE = re.compile(r"^(?P<name>.+)_(?P<fs>\d+(?:\.\d+)?)hz\.npy$")
@@ -171,8 +172,7 @@ def discover(path: Path, *, lead: str = "I") -> list[ReplayItem]:
     arrays = sorted(p for p in path.glob("*hz.npy") if _ARRAY_RE.match(p.name))
     if arrays:
         return [item for p in arrays for item in _array_items(p, lead)]
-    listing = path / "RECORDS"
-    names = listing.read_text().split() if listing.exists() else sorted(p.stem for p in path.glob("*.hea"))
+    names = record_names(path)
     if not names:
         raise DataError(f"{path} holds no WFDB records (*.hea) and no NAME_<fs>hz.npy arrays.")
     meta = _folder_meta(path)

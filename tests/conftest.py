@@ -5,6 +5,7 @@ Never the default ports, so a developer's running stack is never touched.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +28,32 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float 
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+def subprocess_env(s: Settings, name: str, **overrides: str) -> dict[str, str]:
+    """Environment for an ``ecgmon`` subprocess on the test stack with ``s``'s app id and topics.
+
+    Any ``ECGMON_*`` of the calling shell is dropped; ``overrides`` (``ECGMON_...=value``) come last.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECGMON_")}
+    env.update(
+        {
+            "ECGMON_STATE_DIR": str(s.state_dir),
+            "ECGMON_KAFKA_PORT": str(s.kafka_port),
+            "ECGMON_INFLUX_PORT": str(s.influx_port),
+            "ECGMON_WEB_PORT": str(s.web_port),
+            "ECGMON_PARTITIONS": str(s.partitions),
+            "ECGMON_APP_ID": s.app_id,
+            "ECGMON_WORKER_NAME": name,
+            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
+            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
+            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
+            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
+            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
+            **overrides,
+        }
+    )
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Wind
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
-from tests.conftest import wait_for
+from tests.conftest import subprocess_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -44,36 +44,22 @@ def _settings(stack: Settings, prefix: str) -> Settings:
 
 def _env(s: Settings) -> dict[str, str]:
     weights = (WEIGHTS / "classifier_student.pt").exists() and (WEIGHTS / "reconstructor_dual_branch.pt").exists()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECGMON_")}
-    env.update(
-        {
-            "ECGMON_STATE_DIR": str(s.state_dir),
-            "ECGMON_KAFKA_PORT": str(s.kafka_port),
-            "ECGMON_INFLUX_PORT": str(s.influx_port),
-            "ECGMON_WEB_PORT": str(s.web_port),
-            "ECGMON_PARTITIONS": str(s.partitions),
-            "ECGMON_APP_ID": s.app_id,
-            "ECGMON_WORKER_NAME": s.app_id,
-            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
-            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
-            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
-            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
-            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
-            "ECGMON_MAX_MESSAGE_BYTES": str(MAX_BYTES),
-            "ECGMON_MODEL_WEIGHTS": "1" if weights else "0",
-            "ECGMON_MC_SAMPLES": "2",
-            "ECGMON_TORCH_THREADS": "1",
-            "ECGMON_RECONSTRUCTION_POLICY": "every_k",
-            "ECGMON_RECONSTRUCTION_EVERY_K": "2",
-            "ECGMON_HEALTH_INTERVAL_S": "1",
-            "ECGMON_LOG_LEVEL": "info",
-            # Tansu makes a join wait about the rebalance timeout, and forgets a stopped member only
-            # after its session times out: short ones keep the restart test short.
-            "ECGMON_KAFKA_SESSION_TIMEOUT_S": "10",
-            "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": "10",
-        }
+    return subprocess_env(
+        s,
+        s.app_id,
+        ECGMON_MAX_MESSAGE_BYTES=str(MAX_BYTES),
+        ECGMON_MODEL_WEIGHTS="1" if weights else "0",
+        ECGMON_MC_SAMPLES="2",
+        ECGMON_TORCH_THREADS="1",
+        ECGMON_RECONSTRUCTION_POLICY="every_k",
+        ECGMON_RECONSTRUCTION_EVERY_K="2",
+        ECGMON_HEALTH_INTERVAL_S="1",
+        ECGMON_LOG_LEVEL="info",
+        # Tansu makes a join wait about the rebalance timeout, and forgets a stopped member only
+        # after its session times out: short ones keep the restart test short.
+        ECGMON_KAFKA_SESSION_TIMEOUT_S="10",
+        ECGMON_KAFKA_REBALANCE_TIMEOUT_S="10",
     )
-    return env
 
 
 class WorkerProcess:

@@ -32,7 +32,7 @@ from ecgmon.errors import SinkError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
-from tests.conftest import wait_for
+from tests.conftest import subprocess_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -51,35 +51,21 @@ def isolated_settings(base: Settings, prefix: str) -> Settings:
 
 def worker_env(s: Settings, name: str) -> dict[str, str]:
     """Environment of a worker or simulator subprocess for settings ``s``; untrained models (wiring, not accuracy)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECGMON_")}
-    env.update(
-        {
-            "ECGMON_STATE_DIR": str(s.state_dir),
-            "ECGMON_KAFKA_PORT": str(s.kafka_port),
-            "ECGMON_INFLUX_PORT": str(s.influx_port),
-            "ECGMON_WEB_PORT": str(s.web_port),
-            "ECGMON_PARTITIONS": str(s.partitions),
-            "ECGMON_APP_ID": s.app_id,
-            "ECGMON_WORKER_NAME": name,
-            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
-            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
-            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
-            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
-            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
-            "ECGMON_MODEL_WEIGHTS": "0",
-            "ECGMON_MC_SAMPLES": "1",
-            "ECGMON_TORCH_THREADS": "1",
-            "ECGMON_RECONSTRUCTION_POLICY": "never",
-            "ECGMON_HEALTH_INTERVAL_S": "1",
-            "ECGMON_LOG_LEVEL": "info",
-            "ECGMON_INFLUX_RETRY_MAX_S": "1",
-            "ECGMON_INFLUX_BUFFER_POINTS": "20000",  # an outage fills it in seconds: back-pressure is exercised
-            "ECGMON_KAFKA_SESSION_TIMEOUT_S": "10",
-            "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": "10",
-            "ECGMON_SIM_ARTEFACT_RATE_PER_H": "90",  # lead-off and noise spans: technical alerts open and resolve
-        }
+    return subprocess_env(
+        s,
+        name,
+        ECGMON_MODEL_WEIGHTS="0",
+        ECGMON_MC_SAMPLES="1",
+        ECGMON_TORCH_THREADS="1",
+        ECGMON_RECONSTRUCTION_POLICY="never",
+        ECGMON_HEALTH_INTERVAL_S="1",
+        ECGMON_LOG_LEVEL="info",
+        ECGMON_INFLUX_RETRY_MAX_S="1",
+        ECGMON_INFLUX_BUFFER_POINTS="20000",  # an outage fills it in seconds: back-pressure is exercised
+        ECGMON_KAFKA_SESSION_TIMEOUT_S="10",
+        ECGMON_KAFKA_REBALANCE_TIMEOUT_S="10",
+        ECGMON_SIM_ARTEFACT_RATE_PER_H="90",  # lead-off and noise spans: technical alerts open and resolve
     )
-    return env
 
 
 class Worker:

@@ -13,16 +13,13 @@ import pandas as pd
 import wfdb
 
 from ecgmon.errors import DataError
+from ecgmon.records import record_names
 from streams.evaluate_alerts import Truth
 
 
 def list_records(path: Path) -> list[str]:
     """Record names from ``RECORDS``, else every ``.hea`` in the folder, sorted."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path} is not a folder; pass --path to a CPSC 2021 folder (WFDB records + episodes.csv).")
-    listing = path / "RECORDS"
-    names = listing.read_text().split() if listing.is_file() else sorted(p.stem for p in path.glob("*.hea"))
+    names = record_names(path)
     if not names:
         raise DataError(f"{path} holds no WFDB records (.hea); pass a CPSC 2021 folder.")
     return names
