@@ -155,6 +155,7 @@ def test_eval_json_has_required_keys(tmp_path: Path) -> None:
         device="cpu",
         hop_s=5.0,
         bootstrap=0,
+        aggregate="auto",
     )
     result = json.loads(out.read_text())
     keys = {"records", "f1", "f1_mean_nao", "auroc_macro", "confusion"}
@@ -179,6 +180,7 @@ def test_eval_rejects_unknown_dataset(tmp_path: Path) -> None:
             device="cpu",
             hop_s=5.0,
             bootstrap=0,
+            aggregate="auto",
         )
 
 

@@ -88,10 +88,17 @@ def evaluate(
     device: str = typer.Option("cpu", help="Torch device: cpu, cuda or cuda:N."),
     hop_s: float = typer.Option(5.0, min=0.1, help="Seconds between the starts of a record's 10 s windows."),
     bootstrap: int = typer.Option(0, min=0, help="Paired bootstrap resamples of the model-baseline F1 gap."),
+    aggregate: str = typer.Option(
+        "auto",
+        "--aggregate",
+        help="How window probabilities become a record's: auto (the fitted record-level aggregator on "
+        "cinc2017-style folders, mean on ludb), aggregator, mean or max.",
+    ),
 ) -> None:
-    """Score the committed weights per record (mean of window probabilities) and write the metrics JSON."""
+    """Score the committed weights per record and write the metrics JSON (see the card for the aggregation)."""
     from rich.console import Console
 
+    from models.classifier.aggregate import AGGREGATIONS
     from models.classifier.data import read_record_list
     from models.classifier.evaluate import DATASETS
     from models.classifier.evaluate import evaluate as run_eval
@@ -102,6 +109,8 @@ def evaluate(
         raise DataError(
             f"--path {path} is not a folder; pass a folder laid out like ../shared/data/{dataset}."
         )
+    if aggregate != "auto" and aggregate not in AGGREGATIONS:
+        raise ConfigError(f"--aggregate must be auto or one of {', '.join(AGGREGATIONS)}, not {aggregate!r}.")
     names = read_record_list(records) if records else None
     console = Console(stderr=True)
     with console.status("evaluating") as status:
@@ -114,6 +123,7 @@ def evaluate(
             device=device,
             hop_s=hop_s,
             bootstrap=bootstrap,
+            aggregation=aggregate,
             progress=lambda s: status.update(s),
         )
     json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +131,8 @@ def evaluate(
     base = result["baseline"]
     assert isinstance(base, dict)
     console.print(
-        f"{result['records']} records: {model} F1(N,A,O) mean {result['f1_mean_nao']:.3f}, "
+        f"{result['records']} records ({result['aggregation_method']}): "
+        f"{model} F1(N,A,O) mean {result['f1_mean_nao']:.3f}, "
         f"A {result['f1']['A']}, AUROC {result['auroc_macro']}; {baseline} F1 mean {base['f1_mean_nao']:.3f}"  # type: ignore[index]
     )
     console.print(f"wrote {json_out}")

@@ -51,8 +51,11 @@ def resample(x: np.ndarray, fs_in_hz: float, fs_out_hz: float) -> np.ndarray:
     return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
 
 
-def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
-    """First channel of WFDB record ``path/name`` in mV, resampled to ``fs_hz`` -> ``[samples]`` float32."""
+def read_record_native(path: Path, name: str) -> tuple[np.ndarray, float]:
+    """First channel of WFDB record ``path/name`` in mV at its header's rate -> (``[samples]`` float64, fs_hz).
+
+    The record-level aggregator detects R peaks here, before any resampling blurs QRS timing.
+    """
     import wfdb
 
     try:
@@ -62,7 +65,13 @@ def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
     sig = np.nan_to_num(np.asarray(rec.p_signal, dtype=np.float64)[:, 0])
     if str(rec.units[0]).lower() in ("uv", "µv"):
         sig = sig / 1000.0
-    return resample(sig, float(rec.fs), fs_hz).astype(np.float32)
+    return sig, float(rec.fs)
+
+
+def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
+    """First channel of WFDB record ``path/name`` in mV, resampled to ``fs_hz`` -> ``[samples]`` float32."""
+    sig, fs = read_record_native(path, name)
+    return resample(sig, fs, fs_hz).astype(np.float32)
 
 
 def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) -> SingleLead:
