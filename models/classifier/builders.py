@@ -28,7 +28,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _build(kind: str, leads: int, device: str, weights: bool, mc_mode: str = "full") -> RhythmClassifier:
+def from_file(kind: str, path: Path, *, device: str = "cpu") -> RhythmClassifier:
+    """A ``kind`` classifier with the weights in ``path`` instead of the committed ones.
+
+    For comparing other training runs (another seed) through the same evaluation code; the registry and the
+    stream always use the committed weights.
+    """
+    leads = 12 if kind == "teacher" else 1
+    return _build(kind, leads, device, True, path=Path(path))
+
+
+def _build(
+    kind: str, leads: int, device: str, weights: bool, mc_mode: str = "full", path: Path | None = None
+) -> RhythmClassifier:
     if not weights:
         cfg = NetConfig(in_leads=leads, samples=WINDOW_SAMPLES)
         return RhythmClassifier(
@@ -41,7 +53,7 @@ def _build(kind: str, leads: int, device: str, weights: bool, mc_mode: str = "fu
             device=device,
             mc_mode=mc_mode,
         )
-    path = weights_path(kind)
+    path = weights_path(kind) if path is None else path
     if not path.is_file():
         raise ModelError(f"Weights {path} are missing; train them with `ecgmon train classifier --kind {kind}`.")
     try:

@@ -43,13 +43,23 @@ INNER_FOLDS = 5
 
 
 def collect(
-    path: Path, records: list[str], model_names: tuple[str, ...], hop_s: float, cache_dir: Path
+    path: Path,
+    records: list[str],
+    model_names: tuple[str, ...],
+    hop_s: float,
+    cache_dir: Path,
+    weight_files: dict[str, Path] | None = None,
 ) -> dict[str, object]:
-    """Window probabilities of each model and RR features of each record (cached by versions and records)."""
+    """Window probabilities of each model and RR features of each record (cached by versions and records).
+
+    ``weight_files`` maps a model name to another weights file (e.g. a second training seed).
+    """
+    from models.classifier.builders import from_file
     from models.classifier.evaluate import load_records, rr_matrix, window_probs
     from models.registry import load
 
-    models = [load(n) for n in model_names]
+    files = weight_files or {}
+    models = [from_file(n, files[n]) if n in files else load(n) for n in model_names]
     key = hashlib.sha256(
         json.dumps([str(path.resolve()), records, [m.version for m in models], hop_s]).encode()
     ).hexdigest()[:16]
@@ -162,13 +172,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=AGGREGATOR_PATH, help="Aggregator JSON (what eval reads).")
     ap.add_argument("--report", type=Path, required=True, help="Cross-validation report JSON.")
     ap.add_argument("--no-fit", action="store_true", help="Only cross-validate; leave --out alone.")
+    ap.add_argument(
+        "--weights",
+        nargs="*",
+        default=[],
+        metavar="NAME=PATH",
+        help="Score another weights file under a model's name (another seed); implies --no-fit.",
+    )
     args = ap.parse_args(argv)
+    weight_files = {k: Path(v) for k, v in (w.split("=", 1) for w in args.weights)}
+    if weight_files:
+        args.no_fit = True
 
     from models.classifier.data import read_record_list
 
     t0 = time.time()
     names = read_record_list(args.records)
-    data = collect(args.path, names, tuple(args.models), args.hop_s, args.cache_dir)
+    data = collect(args.path, names, tuple(args.models), args.hop_s, args.cache_dir, weight_files)
     y: np.ndarray = data["y"]  # type: ignore[assignment]
     rr: np.ndarray = data["rr"]  # type: ignore[assignment]
     wp: dict[str, list[np.ndarray]] = data["wp"]  # type: ignore[assignment]
@@ -189,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
             "[None, balanced] by mean F1 N/A/O; figures are out-of-fold, averaged over repeats"
         ),
         "features": list(FEATURES),
+        "weights": {n: str(weight_files.get(n, "committed")) for n in args.models},
         "models": {},
     }
     models_rep: dict[str, object] = {}
