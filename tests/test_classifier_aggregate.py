@@ -65,6 +65,13 @@ def test_rr_features_of_ectopy_and_of_no_beats() -> None:
     assert np.all(np.isfinite(rr_features(np.zeros(100), 300.0)))  # shorter than the detector's minimum
 
 
+def test_rr_features_of_a_long_irregular_record_stay_cheap_and_say_af() -> None:
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.uniform(0.4, 1.2, 5000))  # ~67 min of AF-like intervals: COSEn in segments
+    f = dict(zip(RR_FEATURES, rr_features_from_peaks(t, float(t[-1])), strict=True))
+    assert f["rr_ok"] == 1.0 and f["cosen"] > -1.4 and f["rr_cv"] > 0.2
+
+
 def test_mean_and_max_rules() -> None:
     a = np.array([[0.9, 0.0, 0.1, 0.0], [0.3, 0.0, 0.7, 0.0]])
     np.testing.assert_allclose(mean_rule([a])[0], [0.6, 0.0, 0.4, 0.0])

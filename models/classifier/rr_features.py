@@ -44,6 +44,9 @@ RR_FEATURES: tuple[str, ...] = (
 ECTOPIC_REL = 0.20
 """An interval more than this fraction away from its local median counts as ectopic-like."""
 LOCAL_MEDIAN_BEATS = 5
+COSEN_MAX_RR = 500
+"""COSEn compares every pair of intervals (memory grows with the square): longer records are cut into
+consecutive segments of at most this many intervals and their COSEn averaged (CinC 2017 records have < 200)."""
 COSEN_UNDEFINED = -2.0
 """COSEn when it cannot be estimated: a sinus-like value, so a missing estimate is not AF evidence."""
 _NEUTRAL = {
@@ -106,7 +109,9 @@ def rr_features_from_peaks(peak_times_s: np.ndarray, duration_s: float) -> np.nd
         lag1 = 0.0
         if len(drr) >= 3 and drr[:-1].std() > 0 and drr[1:].std() > 0:
             lag1 = float(np.corrcoef(drr[:-1], drr[1:])[0, 1])
-        c = cosen(rr)
+        segments = [rr[i : i + COSEN_MAX_RR] for i in range(0, len(rr), COSEN_MAX_RR)]
+        values = [v for seg in segments if (v := cosen(seg)) is not None and np.isfinite(v)]
+        c = float(np.mean(values)) if values else None
         out.update(
             hr_mean_bpm=60.0 / mean_rr,
             hr_min_bpm=60.0 / float(np.percentile(rr, 90)),
@@ -115,7 +120,7 @@ def rr_features_from_peaks(peak_times_s: np.ndarray, duration_s: float) -> np.nd
             rmssd_rel=float(np.sqrt(np.mean(drr**2)) / mean_rr),
             ectopic_frac=float(np.mean(np.abs(rr - local) > ECTOPIC_REL * local)),
             drr_lag1=lag1 if np.isfinite(lag1) else 0.0,
-            cosen=COSEN_UNDEFINED if c is None or not np.isfinite(c) else float(c),
+            cosen=COSEN_UNDEFINED if c is None else c,
             rr_ok=1.0,
         )
     return np.array([out[k] for k in RR_FEATURES], dtype=np.float64)
