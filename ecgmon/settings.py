@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="Longest a worker's fetch waits at the broker; Faust's own is 1500 ms "
         "(ECGMON_KAFKA_FETCH_MAX_WAIT_MS).",
     )
+    kafka_linger_ms: float = Field(
+        5.0,
+        ge=0,
+        description="How long the worker's producer gathers records into one request; Faust's own is 0 "
+        "(ECGMON_KAFKA_LINGER_MS).",
+    )
     partitions: int = Field(8, ge=1, description="Partitions of every topic; cannot shrink later (ECGMON_PARTITIONS).")
     app_id: str = Field("ecgmon", description="Faust app id = Kafka consumer group (ECGMON_APP_ID).")
     topic_windows: str = Field("ecg.windows", description="Input topic of ECG windows (ECGMON_TOPIC_WINDOWS).")
@@ -155,7 +161,8 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE)."
     )
     alert_af_max_uncertainty: float = Field(
-        0.5, ge=0,
+        0.5,
+        ge=0,
         description="Most predictive uncertainty, normalised entropy 0-1 (ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
     )
     alert_af_resolve_m: int = Field(

@@ -2,8 +2,9 @@
 
 Models come only through ``models.registry.load`` by the names in settings (``classifier``,
 ``reconstructor``); the stream never imports training or evaluation code. Everything that is pure
-computation on a window (preprocessing, the RR evidence, the InfluxDB lines and Kafka records of the
-prediction and the waveforms) happens here, in the inference thread, so the event loop only routes.
+computation on a window (preprocessing, the RR evidence, the InfluxDB line and Kafka record of the
+prediction, the waveforms as arrays) happens here, in the inference thread, so the event loop only
+routes; the sink formats the waveforms' points in its own process (``streams.sink``).
 
 On CUDA the models run under autocast after a warm-up batch (the reconstructor pins its inputs and
 copies them non-blocking); on CPU there is no warm-up, and torch gets ``torch_threads`` threads
@@ -51,7 +52,7 @@ class Result:
     prediction: Prediction
     max_rr_s: float | None
     lead_off: bool
-    lines: list[str]
+    lines: list[points.Line]
     reconstruction: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -150,7 +151,7 @@ class Inference:
                 truth=w.truth,
             )
             max_rr = _finite_or_none(prep.max_rr_s[i])
-            lines = [
+            lines: list[points.Line] = [
                 points.prediction_line(
                     patient_id=w.patient_id,
                     t_end_ns=w.t_end_ns,
@@ -170,12 +171,10 @@ class Inference:
                     },
                 )
             ]
-            lines += points.waveform_lines(
-                "ecg_lead_i",
-                {"patient_id": w.patient_id},
-                {"value": display[i]},
-                fs_hz=s.display_hz,
-                t_start_ns=w.t_start_ns,
+            lines.append(
+                points.Waveform(
+                    "ecg_lead_i", {"patient_id": w.patient_id}, {"value": display[i]}, s.display_hz, w.t_start_ns
+                )
             )
             record = None
             if i in recon:
@@ -232,14 +231,14 @@ class Inference:
         std = np.maximum(resample(np.asarray(std, np.float32), rec.fs_hz, self.settings.display_hz), 0.0)
         return {i: (mean[j], std[j]) for j, i in enumerate(idx)}
 
-    def _reconstruction_lines(self, w: Window, mean: np.ndarray, std: np.ndarray) -> list[str]:
-        lines: list[str] = []
-        for j, lead in enumerate(OUTPUT_LEADS):
-            lines += points.waveform_lines(
+    def _reconstruction_lines(self, w: Window, mean: np.ndarray, std: np.ndarray) -> list[points.Line]:
+        return [
+            points.Waveform(
                 "reconstruction",
                 {"patient_id": w.patient_id, "lead": lead},
                 {"value": mean[j], "uncertainty": std[j]},
-                fs_hz=self.settings.display_hz,
-                t_start_ns=w.t_start_ns,
+                self.settings.display_hz,
+                w.t_start_ns,
             )
-        return lines
+            for j, lead in enumerate(OUTPUT_LEADS)
+        ]
