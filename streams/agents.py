@@ -104,7 +104,12 @@ async def run_pipeline() -> None:
     )
     runtime.pipeline = pipeline
     runtime.built.set()
-    log.info("Pipeline built: classifier %s, reconstructor %s.", inference.model_tag, inference.recon_tag or "none")
+    log.info(
+        "Pipeline built: classifier %s (%s), reconstructor %s.",
+        inference.model_tag,
+        "bf16" if inference.classifier_bf16 else "fp32" if not inference.cuda else "cuda autocast",
+        inference.recon_tag or "none",
+    )
     await asyncio.gather(pipeline.complete(), pipeline.settle())
 
 

@@ -253,6 +253,8 @@ def run_bench(base: Settings, opts: BenchOptions, rep: Reporter | None = None) -
             "classifier": s.classifier,
             "reconstructor": s.reconstructor,
             "reconstructor_mc_mode": getattr(s, "reconstructor_mc_mode", "full"),
+            "classifier_mc_mode": s.classifier_mc_mode,
+            "classifier_precision": "bf16" if engine.classifier_bf16 else "fp32",
             "mc_samples": s.mc_samples,
             "max_batch": s.max_batch,
             "max_delay_ms": s.max_delay_ms,

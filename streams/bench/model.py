@@ -104,7 +104,7 @@ def flops_per_window(engine: Inference, x: np.ndarray, x_rec: np.ndarray | None,
     with torch.inference_mode():
         counter = FlopCounterMode(display=False)
         with counter:
-            engine.classifier.predict(x[:1], mc_samples=mc_samples)
+            engine.classify(x[:1], mc_samples)
         out["classifier"] = float(counter.get_total_flops())
         if engine.reconstructor is not None and x_rec is not None:
             counter = FlopCounterMode(display=False)
@@ -142,8 +142,7 @@ def classifier_rates(
     batch, mc = s.max_batch, s.mc_samples
 
     def classify(a: int, b: int) -> object:
-        with torch.inference_mode():
-            return engine.classifier.predict(x[a:b], mc_samples=mc)
+        return engine.classify(x[a:b], mc)
 
     batched, unbatched = [], []
     for r in range(repeats):
@@ -199,8 +198,7 @@ def measure(
     x = model_input(engine, windows)
 
     def classify(a: int, b: int, mc_samples: int = mc) -> object:
-        with torch.inference_mode():
-            return clf.predict(x[a:b], mc_samples=mc_samples)
+        return engine.classify(x[a:b], mc_samples)
 
     batched_rates, unbatched_rates = classifier_rates(
         engine, x, unbatched_windows=unbatched_windows, min_s=min_s, repeats=repeats, progress=progress
