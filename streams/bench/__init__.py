@@ -149,6 +149,7 @@ def _run_group(
                 prefix=prefix,
                 drain_s=opts.drain_s,
                 tick=rep.load_tick,
+                cpu_parts=workers.cpu_parts(),
             )
             entry = {"workers": n_workers, **res.as_json()}
             results.append(entry)
@@ -156,6 +157,8 @@ def _run_group(
                 f"{rate:.1f}/s offered -> {res.delivered_windows_per_s:.1f}/s delivered, "
                 f"p50 {res.p50_ms or float('nan'):.0f} ms, p99 {res.p99_ms or float('nan'):.0f} ms"
                 + (" (saturated)" if res.saturated else "")
+                + "; CPU ms/window "
+                + ", ".join(f"{k} {v:.2f}" for k, v in res.cpu_ms_per_window.items() if k != "cores_busy")
             )
             if sweep and res.saturated:
                 break

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from ecgmon.errors import StackError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import free_port
+from streams.bench.cpu import per_window_ms, snapshot
 
 READY_LINE = "ecgmon worker ready"
 INFLUX_POLL_S = 0.1
@@ -137,6 +138,18 @@ class Workers:
             f"{self.n} bench worker(s) were not ready within {timeout_s:g} s; see the logs in {self.log_dir}."
         )
 
+    def cpu_parts(self) -> dict[str, list[int]]:
+        """Pids to account CPU to: these workers, and the embedded broker and influxd when they run here."""
+        from ecgmon.stack import Part, read_pid
+
+        parts = {"worker": [p.pid for p in self.procs]}
+        names: dict[Part, str] = {"influxdb": "influxd", "kafka": "broker"}
+        for part, name in names.items():
+            pid = read_pid(self.s, part)
+            if pid is not None:
+                parts[name] = [pid]
+        return parts
+
     def stop(self) -> None:
         """SIGTERM each worker's process group, SIGKILL after 20 s."""
         for proc in self.procs:
@@ -172,6 +185,7 @@ class LoadResult:
     reconstructed: int
     influx_rows: int
     saturated: bool
+    cpu_ms_per_window: dict[str, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -313,10 +327,16 @@ def run_load(
     prefix: str,
     drain_s: float,
     tick: Callable[[int, int], None] = lambda sent, got: None,
+    cpu_parts: Mapping[str, list[int]] | None = None,
 ) -> LoadResult:
-    """Offer ``windows`` (patient ids starting ``prefix-``) at ``rate`` windows/s and measure the pipeline."""
+    """Offer ``windows`` (patient ids starting ``prefix-``) at ``rate`` windows/s and measure the pipeline.
+
+    ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``streams.bench.cpu``).
+    """
     payloads = prepare_payloads(windows)
+    cpu_before = snapshot(cpu_parts or {})
     sent, got, written, reconstructed, send_end = asyncio.run(_run_load(s, payloads, rate, prefix, drain_s, tick))
+    cpu = per_window_ms(cpu_before, snapshot(cpu_parts or {}), len(got)) if cpu_parts else {}
     latencies = [float(written[k] - t) for k, t in sent.items() if k in written]
     published = [float(got[k] - t) for k, t in sent.items() if k in got]
     t_first = min(sent.values())
@@ -341,5 +361,6 @@ def run_load(
         reconstructed=reconstructed,
         influx_rows=len(written),
         saturated=(not drained) or delivered_rate < 0.9 * rate,
+        cpu_ms_per_window=cpu,
         latencies_ms=latencies,
     )
