@@ -4,5 +4,6 @@
 is a plain module that never imports Faust: ``ingress`` (decode or dead-letter), ``preprocess``,
 ``batching`` (the one bounded inference executor), ``inference``, ``reconstruction_policy``,
 ``points`` (InfluxDB schema), ``sink`` (async InfluxDB writer), ``health`` and ``pipeline``
-(the order of the steps for one window). The alert engine lives in ``alerts`` and ``rr``.
+(the order of the steps for one window). The alert engine lives in ``alerts``; its RR evidence,
+shared with the classifier's record features, in ``ecgmon.rr``.
 """

@@ -1,7 +1,7 @@
 """Offline alert evaluation: replay recorded or rendered lead I through the worker's own steps, score AF alerts.
 
 The same code as the worker, minus Kafka: ``streams.preprocess.prepare_batch`` (resampling, R peaks,
-heart rate, signal quality, lead-off), the registry classifier, ``streams.rr.rr_irregularity`` and
+heart rate, signal quality, lead-off), the registry classifier, ``ecgmon.rr.rr_irregularity`` and
 ``streams.alerts.AlertEngine``. The expensive part (rendering, preprocessing, classifier, RR) runs once
 per window into an ``Evidence`` table per record; the engine then replays cheaply for each evidence mode
 and for every point of a tuning grid.
@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ecgmon.rr import rr_irregularity
 from ecgmon.settings import Settings
 from models.interfaces import CLASSES
 from streams.alerts import AlertEngine, Observation, new_state
 from streams.preprocess import prepare_batch
-from streams.rr import rr_irregularity
 
 EVIDENCE_MODES = ("classifier", "rr", "both", "combined")
 TOLERANCE_S = 60.0

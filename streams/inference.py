@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from ecgmon.contracts import Prediction, Reconstruction, Window
+from ecgmon.rr import rr_irregularity
 from ecgmon.settings import Settings
 from models import registry
 from models.interfaces import CLASSES, OUTPUT_LEADS, Classifier, PatientMeta, Reconstructor
 from streams import points
 from streams.preprocess import fit_length, prepare_batch, resample
-from streams.rr import rr_irregularity
 
 log = logging.getLogger(__name__)
 

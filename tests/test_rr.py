@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from streams.rr import cosen, rr_irregularity
+from ecgmon.rr import cosen, rr_irregularity
 
 
 def test_random_rr_scores_high_and_sinus_low() -> None:

@@ -15,7 +15,7 @@ Features (all finite; a record with too few beats gets neutral values and ``rr_o
   (premature beats and their compensatory pauses; AF makes many, sinus rhythm none)
 - ``drr_lag1``: lag-1 autocorrelation of successive differences (about -0.5 for isolated ectopy and for
   white-noise RR, near 0 for smooth sinus variability)
-- ``cosen``: Lake & Moorman's coefficient of sample entropy (``streams.rr.cosen``, the alert engine's AF
+- ``cosen``: Lake & Moorman's coefficient of sample entropy (``ecgmon.rr.cosen``, the alert engine's AF
   evidence) over the whole record; -2.0 (sinus-like) when undefined
 - ``beats_per_s``: detected beats per second of record (detector sanity: noise gives too many or too few)
 - ``rr_ok``: 1 if at least ``MIN_RR`` usable intervals were found, else 0
@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from streams.rr import MIN_RR, RR_MAX_S, RR_MIN_S, cosen
+from ecgmon.rr import MIN_RR, RR_MAX_S, RR_MIN_S, cosen
 
 RR_FEATURES: tuple[str, ...] = (
     "hr_mean_bpm",
