@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     )
     classifier_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="Classifier arithmetic on CPU: bf16 autocast (measured 1.46x at batch 64, same hold-out F1, "
+        description="Classifier arithmetic on CPU: bf16 autocast (measured 1.2-1.5x at batch 64, same hold-out F1, "
         "99.7 % of records unchanged), fp32, or auto = bf16 where the CPU has native bf16 (AVX512-BF16/AMX); "
         "CUDA always autocasts (ECGMON_CLASSIFIER_PRECISION).",
     )
