@@ -74,15 +74,9 @@ def load_records(
         if not native:
             data = load_cinc2017(path, fs_hz, records)
             return RecordSet(data.signals, np.array([class_index(c) for c in data.labels]), data.record_ids)
-        from models.datasets.cinc2017 import read_reference
+        from models.datasets.cinc2017 import listed_records
 
-        ref = read_reference(path)
-        names = sorted(ref) if records is None else list(records)
-        missing = [n for n in names if n not in ref]
-        if missing:
-            raise DataError(f"{len(missing)} record(s) are not in {path / 'REFERENCE.csv'}, e.g. {missing[0]}.")
-        if not names:
-            raise DataError(f"{path / 'REFERENCE.csv'} lists no records.")
+        ref, names = listed_records(path, records)
         raw = [read_record_native(path, n) for n in names]
         sigs = [resample(s, f, fs_hz).astype(np.float32) for s, f in raw]
         return RecordSet(sigs, np.array([class_index(ref[n]) for n in names]), names, raw)

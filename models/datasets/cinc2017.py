@@ -74,13 +74,8 @@ def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
     return resample(sig, fs, fs_hz).astype(np.float32)
 
 
-def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) -> SingleLead:
-    """Every record listed in ``REFERENCE.csv`` (or only ``records``), resampled to ``fs_hz``."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(
-            f"Dataset folder {path} does not exist; pass a folder laid out like ../shared/data/cinc2017."
-        )
+def listed_records(path: Path, records: list[str] | None) -> tuple[dict[str, str], list[str]]:
+    """``REFERENCE.csv``'s labels and the records to read (all, or ``records``), each checked to be listed."""
     ref = read_reference(path)
     names = sorted(ref) if records is None else list(records)
     missing = [n for n in names if n not in ref]
@@ -88,5 +83,16 @@ def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) ->
         raise DataError(f"{len(missing)} record(s) are not in {path / 'REFERENCE.csv'}, e.g. {missing[0]}.")
     if not names:
         raise DataError(f"{path / 'REFERENCE.csv'} lists no records.")
+    return ref, names
+
+
+def load_cinc2017(path: Path, fs_hz: float, records: list[str] | None = None) -> SingleLead:
+    """Every record listed in ``REFERENCE.csv`` (or only ``records``), resampled to ``fs_hz``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(
+            f"Dataset folder {path} does not exist; pass a folder laid out like ../shared/data/cinc2017."
+        )
+    ref, names = listed_records(path, records)
     signals = [read_record(path, n, fs_hz) for n in names]
     return SingleLead(signals, float(fs_hz), [ref[n] for n in names], names)
