@@ -142,11 +142,33 @@ def consumer_lag() -> int | None:
     return lag
 
 
+def consumer_flow() -> dict[str, int | None]:
+    """Whether Faust is fetching: partitions of the input topic it fetches from, flow control, producer buffer.
+
+    A worker with ``consumer_lag`` > 0 and nothing in flight has stopped fetching (docs/reliability.md,
+    known issue); these say which gate is shut: no fetching partitions (paused or "buffer full"),
+    flow control suspended (a rebalance that never resumed), or Faust's producer buffer not draining.
+    """
+    try:
+        source = windows_topic.get_topic_name()
+        assigned = {tp for tp in app.consumer.assignment() if tp.topic == source}
+        active = getattr(app.consumer, "_active_partitions", None)  # Faust's fetch set: assigned - paused/full
+        fetching = None if active is None else len(assigned & set(active))
+        return {
+            "partitions_assigned": len(assigned),
+            "partitions_fetching": fetching,
+            "flow_suspended": int(not app.flow_control.is_active()),
+            "producer_buffer": int(app.producer.buffer.size),
+        }
+    except Exception:  # the consumer or producer is not started yet
+        return {}
+
+
 @app.timer(settings.health_interval_s)
 async def report_health() -> None:
     """One ``pipeline`` point per interval."""
     if runtime.pipeline is not None:
-        await runtime.pipeline.sink.write([runtime.pipeline.health_line(consumer_lag())])
+        await runtime.pipeline.sink.write([runtime.pipeline.health_line(consumer_lag(), consumer_flow())])
 
 
 def ready_file() -> Any:

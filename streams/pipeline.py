@@ -298,8 +298,8 @@ class Pipeline:
             "Alert %s %s for %s (%s): %s", alert.type, alert.state, alert.patient_id, alert.severity, alert.message
         )
 
-    def health_line(self, consumer_lag: int | None = None) -> str:
-        """The ``pipeline`` point for now (resets the interval counters)."""
+    def health_line(self, consumer_lag: int | None = None, flow: dict[str, int | None] | None = None) -> str:
+        """The ``pipeline`` point for now (resets the interval counters); ``flow`` adds the consumer's gates."""
         fields = self.health.fields(
             stats=self.executor.stats.take(),
             queue_depth=self.executor.queue_depth,
@@ -311,4 +311,5 @@ class Pipeline:
             rebalances=self.rebalances,
             dropped_total=self.dropped_total,
         )
+        fields.update(flow or {})
         return points.pipeline_line(self.health.worker, fields, time.time_ns())
