@@ -428,6 +428,12 @@ def open_alerts_query(alert_type: str) -> str:
 
 PIPELINE_HEARTBEAT = 'SELECT count("windows_per_s") AS "health points" FROM "pipeline" WHERE $timeFilter'
 
+PIPELINE_NOT_CONSUMING = (
+    'SELECT last("consumer_lag") AS "records waiting" FROM "pipeline" '
+    'WHERE $timeFilter AND "windows_per_s" = 0 GROUP BY "worker"'
+)
+"""Per worker: records waiting in its partitions while it completes nothing (docs/reliability.md, known issue)."""
+
 
 def _rule(
     uid: str,
@@ -505,7 +511,7 @@ RHYTHM_RULES: dict[str, tuple[str, str]] = {
 
 
 def alert_rules() -> dict[str, Any]:
-    """Grafana unified alerting provisioning (apiVersion 1): rhythm alerts per patient, stalled pipeline."""
+    """Grafana unified alerting provisioning (apiVersion 1): rhythm alerts per patient, pipeline stalls."""
     rhythm = [
         _rule(
             f"ecgmon-{kind}-open",
@@ -533,10 +539,29 @@ def alert_rules() -> dict[str, Any]:
         severity="critical",
         summary="No worker wrote a pipeline health point for 2 minutes: the stream processor is down or stuck.",
     )
+    not_consuming = _rule(
+        "ecgmon-pipeline-not-consuming",
+        "Worker not consuming",
+        PIPELINE_NOT_CONSUMING,
+        op="gt",
+        threshold=0,
+        window_s=60,
+        for_="2m",
+        no_data="OK",
+        severity="critical",
+        summary="Worker {{ $labels.worker }} has records waiting and completes no window: check its partitions "
+        "(partitions_assigned, partitions_fetching) and restart it.",
+    )
     return {
         "apiVersion": 1,
         "groups": [
             {"orgId": 1, "name": "ecgmon-rhythm", "folder": FOLDER_TITLE, "interval": "30s", "rules": rhythm},
-            {"orgId": 1, "name": "ecgmon-pipeline", "folder": FOLDER_TITLE, "interval": "1m", "rules": [stalled]},
+            {
+                "orgId": 1,
+                "name": "ecgmon-pipeline",
+                "folder": FOLDER_TITLE,
+                "interval": "1m",
+                "rules": [stalled, not_consuming],
+            },
         ],
     }

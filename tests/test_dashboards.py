@@ -122,9 +122,11 @@ def test_alert_rules_cover_rhythms_and_a_stalled_pipeline() -> None:
         "ecgmon-tachy-open",
         "ecgmon-pause-open",
         "ecgmon-pipeline-stalled",
+        "ecgmon-pipeline-not-consuming",
     }
-    stalled = next(r for g in rules["groups"] for r in g["rules"] if r["uid"] == "ecgmon-pipeline-stalled")
-    assert stalled["noDataState"] == "Alerting"  # silence from every worker is the stall
+    by_uid = {r["uid"]: r for g in rules["groups"] for r in g["rules"]}
+    assert by_uid["ecgmon-pipeline-stalled"]["noDataState"] == "Alerting"  # silence from every worker is the stall
+    assert by_uid["ecgmon-pipeline-not-consuming"]["noDataState"] == "OK"  # no idle worker with a backlog
 
 
 def test_datasource_keeps_the_token_out_of_the_file() -> None:
@@ -254,6 +256,9 @@ def _known_points() -> list[str]:
             "latency_ms_p99": 120.0, "deadletter_total": k, "consumer_lag": 10 - k,
         }  # fmt: skip
         lines.append(line("pipeline", {"worker": "w-test"}, health, T0 + 5_000 * k))
+    for k in range(3):  # a worker with records waiting that completes nothing
+        stuck = {"windows_per_s": 0.0, "consumer_lag": 7, "inflight": 0}
+        lines.append(line("pipeline", {"worker": "w-stuck"}, stuck, T0 + 5_000 * k))
     return lines
 
 
@@ -310,7 +315,9 @@ def test_alert_rule_queries_fire_only_for_open_alerts(known: InfluxClient) -> No
     assert firing("af") == {"dash-a"}
     assert firing("pause") == {"dash-c"}
     assert firing("brady") == set()  # opened then resolved
-    assert _run(known, d.PIPELINE_HEARTBEAT)[0]["values"][0][1] == 6
+    assert _run(known, d.PIPELINE_HEARTBEAT)[0]["values"][0][1] == 6 + 3
+    # Only the worker that completes nothing while records wait: not the busy one whose lag falls.
+    assert {s["tags"]["worker"] for s in _run(known, d.PIPELINE_NOT_CONSUMING)} == {"w-stuck"}
 
 
 @pytest.mark.integration
@@ -322,7 +329,7 @@ def test_every_provisioned_query_runs_on_the_known_points(known: InfluxClient) -
     unwritten_leads = [r.label for r in results if r.panel.repeat == "lead" and r.variant not in ("II", "V1")]
     assert sorted(empty) == sorted([*unwritten_leads, "alerting / Bradycardia open A", "alerting / Tachycardia open A"])
     assert len({r.label for r in results}) == len(results)
-    assert sum(1 for _ in alert_queries(load_alert_rules())) == 5
+    assert sum(1 for _ in alert_queries(load_alert_rules())) == 6
     assert json.dumps([r.sent for r in results]).count("$") == 0
 
 
