@@ -31,7 +31,7 @@ from ecgmon.settings import Settings
 from models import registry
 from models.interfaces import CLASSES, OUTPUT_LEADS, Classifier, PatientMeta, Reconstructor
 from streams import points
-from streams.preprocess import fit_length, prepare_batch, resample
+from streams.preprocess import Prepared, fit_length, prepare_batch, resample
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,10 @@ class Inference:
         with torch.inference_mode(), self.classifier_precision():
             return self.classifier.predict(x, mc_samples=samples)
 
-    def __call__(self, requests: Sequence[Request]) -> list[Result]:
-        """Run one micro-batch; results in the order of ``requests``."""
-        s = self.settings
-        windows = [r.window for r in requests]
-        clf = self.classifier
-        prep = prepare_batch(
+    def prepare(self, windows: Sequence[Window]) -> Prepared:
+        """The batch's preprocessing at the classifier's rate and length (the bench times this same call)."""
+        s, clf = self.settings, self.classifier
+        return prepare_batch(
             [w.samples for w in windows],
             [w.fs_hz for w in windows],
             model_fs_hz=clf.fs_hz,
@@ -160,6 +158,12 @@ class Inference:
             flat_mv=s.lead_off_flat_mv,
             clip_fraction=s.lead_off_clip_fraction,
         )
+
+    def __call__(self, requests: Sequence[Request]) -> list[Result]:
+        """Run one micro-batch; results in the order of ``requests``."""
+        s = self.settings
+        windows = [r.window for r in requests]
+        prep = self.prepare(windows)
         out = self.classify(prep.x)
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
             recon = self._reconstruct(requests, prep.x)

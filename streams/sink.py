@@ -104,7 +104,7 @@ class InfluxSink:
             return
         self._changed = asyncio.Condition()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self._pool = self._new_pool()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgmon-influx-render")
         self._task = asyncio.get_running_loop().create_task(self._flusher(), name="ecgmon-influx-sink")
 
     async def stop(self, timeout_s: float = 10.0) -> None:
@@ -131,14 +131,8 @@ class InfluxSink:
             self._pool = None
         self._task = None
 
-    @staticmethod
-    def _new_pool() -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgmon-influx-render")
-
     async def _render(self, chunks: list[list[Line]]) -> bytes:
         """The gzip request body of ``chunks`` (``streams.points.render_body``), in the sink's own thread."""
-        if self._pool is None:
-            self._pool = self._new_pool()
         return await asyncio.get_running_loop().run_in_executor(self._pool, render_body, chunks)
 
     async def write(self, lines: list[Line]) -> asyncio.Future[None]:

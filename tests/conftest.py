@@ -5,11 +5,16 @@ Never the default ports, so a developer's running stack is never touched.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +23,46 @@ from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def stop_process_group(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30) -> None:
+    """SIGTERM a subprocess started with ``start_new_session=True`` and its children; SIGKILL after ``timeout_s``."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def eval_mini_cinc2017(source: Path, rows: list[str], folder: Path) -> dict[str, Any]:
+    """``ecgmon eval classifier`` (student vs baseline, ``auto`` aggregation) on the ``name,label`` ``rows``
+    of ``source`` copied into ``folder``, laid out like cinc2017; returns the JSON it wrote."""
+    from ecgmon.cli.classifier import evaluate
+
+    folder.mkdir()
+    for row in rows:
+        name = row.split(",")[0]
+        for ext in (".hea", ".mat"):
+            shutil.copy(source / f"{name}{ext}", folder / f"{name}{ext}")
+    (folder / "REFERENCE.csv").write_text("".join(f"{row}\n" for row in rows))
+    out = folder.parent / "eval.json"
+    evaluate(
+        dataset="cinc2017",
+        path=folder,
+        json_out=out,
+        records=None,
+        model="student",
+        baseline="baseline",
+        device="cpu",
+        hop_s=5.0,
+        bootstrap=0,
+        aggregate="auto",
+    )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> None:

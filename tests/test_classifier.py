@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from models.classifier.preprocess import preprocess_windows, record_windows
 from models.datasets.labels import ludb_label, ptbxl_label, to_class
 from models.interfaces import CLASSES, Classifier
 from models.registry import list_models, load
+from tests.conftest import eval_mini_cinc2017
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CINC = DATA / "cinc2017"
@@ -126,9 +126,6 @@ def test_preprocess_is_unit_free_and_pads_short_records() -> None:
 def test_eval_json_has_required_keys(tmp_path: Path) -> None:
     if not (weights_path("student").is_file() and weights_path("baseline").is_file()):
         pytest.skip("student/baseline weights not trained yet")
-    import json
-
-    from ecgmon.cli.classifier import evaluate
 
     rows = (CINC / "REFERENCE.csv").read_text().splitlines()
     picked = (
@@ -137,27 +134,7 @@ def test_eval_json_has_required_keys(tmp_path: Path) -> None:
         + [r for r in rows if r.endswith(",O")][:2]
         + [r for r in rows if r.endswith(",~")][:1]
     )
-    folder = tmp_path / "mini"
-    folder.mkdir()
-    for r in picked:
-        name = r.split(",")[0]
-        for ext in (".hea", ".mat"):
-            shutil.copy(CINC / f"{name}{ext}", folder / f"{name}{ext}")
-    (folder / "REFERENCE.csv").write_text("\n".join(picked) + "\n")
-    out = tmp_path / "eval.json"
-    evaluate(
-        dataset="cinc2017",
-        path=folder,
-        json_out=out,
-        records=None,
-        model="student",
-        baseline="baseline",
-        device="cpu",
-        hop_s=5.0,
-        bootstrap=0,
-        aggregate="auto",
-    )
-    result = json.loads(out.read_text())
+    result = eval_mini_cinc2017(CINC, picked, tmp_path / "mini")
     keys = {"records", "f1", "f1_mean_nao", "auroc_macro", "confusion"}
     assert keys | {"dataset", "baseline", "model"} <= set(result)
     assert keys <= set(result["baseline"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from models.classifier.builders import weights_path
 from models.classifier.rr_features import RR_FEATURES, rr_features, rr_features_from_peaks
 from models.interfaces import CLASSES
 from models.registry import load
+from tests.conftest import eval_mini_cinc2017
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CINC = DATA / "cinc2017"
@@ -111,30 +111,9 @@ def test_features_are_finite_on_real_records() -> None:
 @needs_cinc
 @needs_weights
 def test_eval_with_the_aggregator_keeps_the_schema(tmp_path: Path) -> None:
-    from ecgmon.cli.classifier import evaluate
-
     names = _held_out(3)
     ref = dict(r.split(",") for r in (CINC / "REFERENCE.csv").read_text().split())
-    folder = tmp_path / "mini"
-    folder.mkdir()
-    for n in names:
-        for ext in (".hea", ".mat"):
-            shutil.copy(CINC / f"{n}{ext}", folder / f"{n}{ext}")
-    (folder / "REFERENCE.csv").write_text("".join(f"{n},{ref[n]}\n" for n in names))
-    out = tmp_path / "eval.json"
-    evaluate(
-        dataset="cinc2017",
-        path=folder,
-        json_out=out,
-        records=None,
-        model="student",
-        baseline="baseline",
-        device="cpu",
-        hop_s=5.0,
-        bootstrap=0,
-        aggregate="auto",
-    )
-    result = json.loads(out.read_text())
+    result = eval_mini_cinc2017(CINC, [f"{n},{ref[n]}" for n in names], tmp_path / "mini")
     keys = {"records", "f1", "f1_mean_nao", "auroc_macro", "confusion"}
     assert keys | {"dataset", "baseline", "model"} <= set(result)
     assert keys <= set(result["baseline"]) and keys <= set(result["mean_aggregation"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Wind
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
-from tests.conftest import subprocess_env, wait_for
+from tests.conftest import stop_process_group, subprocess_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -98,14 +97,7 @@ class WorkerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
 
 
 @pytest.fixture(scope="module")

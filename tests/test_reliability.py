@@ -32,7 +32,7 @@ from ecgmon.errors import SinkError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
-from tests.conftest import subprocess_env, wait_for
+from tests.conftest import stop_process_group, subprocess_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -111,14 +111,7 @@ class Worker:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
 
 
 def safe_count(influx: InfluxClient, query: str) -> int:

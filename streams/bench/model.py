@@ -2,8 +2,8 @@
 
 Everything runs through ``streams.inference.Inference`` (the worker's batch function, models from
 ``models.registry.load`` by the names in settings), so the bench times what the worker runs. Inputs
-are synthetic patients from ``simulators.synthetic`` at ``sim_fs_hz``, preprocessed once with
-``streams.preprocess.prepare_batch`` exactly as the worker does.
+are synthetic patients from ``simulators.synthetic`` at ``sim_fs_hz``, preprocessed with the worker's
+own ``Inference.prepare``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ecgmon.contracts import Window, decode_window, encode_window
 from ecgmon.settings import Settings
 from models.interfaces import PatientMeta
 from streams.inference import Inference, Request
-from streams.preprocess import fit_length, prepare_batch, resample
+from streams.preprocess import fit_length, resample
 
 
 def synthetic_windows(settings: Settings, n: int, *, patients: int, prefix: str, seed: int = 0) -> list[Window]:
@@ -116,13 +116,7 @@ def flops_per_window(engine: Inference, x: np.ndarray, x_rec: np.ndarray | None,
 
 def model_input(engine: Inference, windows: list[Window]) -> np.ndarray:
     """The classifier's input ``[n, window_samples]`` for ``windows``, prepared as the worker does."""
-    clf = engine.classifier
-    return prepare_batch(
-        [w.samples for w in windows],
-        [w.fs_hz for w in windows],
-        model_fs_hz=clf.fs_hz,
-        model_window_samples=clf.window_samples,
-    ).x
+    return engine.prepare(windows).x
 
 
 def classifier_rates(
@@ -173,7 +167,6 @@ def measure(
     """
     s = engine.settings
     batch, mc = s.max_batch, s.mc_samples
-    clf = engine.classifier
     n = len(windows)
     encoded = [encode_window(w) for w in windows]
     stages: dict[str, float] = {}
@@ -185,15 +178,7 @@ def measure(
     stages["decode"] = 1e3 * (time.perf_counter() - t0) / n
     t0 = time.perf_counter()
     for i in range(0, n, batch):
-        part = windows[i : i + batch]
-        prepare_batch(
-            [w.samples for w in part],
-            [w.fs_hz for w in part],
-            model_fs_hz=clf.fs_hz,
-            model_window_samples=clf.window_samples,
-            flat_mv=s.lead_off_flat_mv,
-            clip_fraction=s.lead_off_clip_fraction,
-        )
+        engine.prepare(windows[i : i + batch])
     stages["preprocess"] = 1e3 * (time.perf_counter() - t0) / n
     x = model_input(engine, windows)
 
