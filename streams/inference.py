@@ -60,7 +60,7 @@ class Result:
 
 def _rounded(x: np.ndarray, decimals: int = 4) -> list[float]:
     """Short JSON numbers: float64 first, or float32 noise comes back as 17 digits."""
-    return [float(v) for v in np.round(np.asarray(x, dtype=np.float64), decimals)]
+    return np.round(np.asarray(x, dtype=np.float64), decimals).tolist()  # type: ignore[no-any-return]
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -55,6 +55,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_frac: float = 0.05
     feat_weight: float = 1.0
+    pretrain_epochs: int = 0
+    """Student only: epochs of feature loss alone (backbone + reconstruction module) before joint training."""
     twelve_cls_weight: float = 0.5
     flip_p: float = 0.5
     val_fraction: float = 0.15
@@ -252,6 +254,37 @@ def _log_epoch(
     log(f"epoch {epoch + 1} loss {loss:.4f} {secs:.0f}s | " + " | ".join(parts))
 
 
+def _pretrain_reconstruction(
+    cfg: TrainConfig, net: StudentNet, twelve_x: np.ndarray, feats: np.ndarray, log: Log
+) -> None:
+    """Teach the backbone and reconstruction module the teacher's features before any class loss.
+
+    Joint training starts with an untrained reconstruction module, so the fusion may learn to
+    ignore the reconstructed tokens early on; a first stage on the feature loss alone lets the
+    fusion see useful 12-lead features from its first step (the method trains reconstruction first).
+    """
+    params = [*net.backbone.parameters(), *net.reconstruct.parameters(), *net.to_teacher.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(twelve_x) / cfg.batch)
+    sched = _schedule(opt, steps * cfg.pretrain_epochs, int(cfg.warmup_frac * steps * cfg.pretrain_epochs))
+    for epoch in range(cfg.pretrain_epochs):
+        rng = np.random.default_rng([cfg.seed, 10_000 + epoch])
+        order = rng.permutation(len(twelve_x))
+        net.train()
+        t0, total = time.time(), 0.0
+        for s in range(steps):
+            idx = order[s * cfg.batch : (s + 1) * cfg.batch]
+            _, recon = net.forward_all(torch.from_numpy(twelve_x[idx]))
+            loss = F.mse_loss(recon, torch.from_numpy(feats[idx]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach())
+        log(f"pretrain {epoch + 1}/{cfg.pretrain_epochs}: feature loss {total / steps:.4f} ({time.time() - t0:.0f} s)")
+
+
 def _fit_single(
     cfg: TrainConfig, out: Path, twelve: TwelveLeadSet, twelve_val: TwelveLeadSet, log: Log
 ) -> Path:
@@ -284,6 +317,9 @@ def _fit_single(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, steps * cfg.epochs, int(cfg.warmup_frac * steps * cfg.epochs))
     start = _resume(out / "ckpt.pt", net, opt, sched)
+    if isinstance(net, StudentNet) and start == 0 and cfg.pretrain_epochs > 0:
+        assert feats is not None
+        _pretrain_reconstruction(cfg, net, twelve_x, feats, log)
     w_cinc = class_weights(train_bank.y, net_cfg.n_classes)
     w_twelve = class_weights(twelve.y, net_cfg.n_classes)
     log(

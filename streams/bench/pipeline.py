@@ -238,25 +238,41 @@ async def _collect(
 
 
 async def _poll_influx(
-    s: Settings, prefix: str, written: dict[tuple[str, int], int], stop: asyncio.Event, interval_s: float
+    s: Settings,
+    prefix: str,
+    ends_ms: Mapping[tuple[str, int], int],
+    written: dict[tuple[str, int], int],
+    stop: asyncio.Event,
+    interval_s: float,
 ) -> None:
-    """Every ``interval_s``, count each patient's prediction rows; row k of a patient is its window seq k.
+    """Every ``interval_s``, read each patient's last written seq; windows up to it count as written now.
 
     A patient's windows reach the sink in order (one partition, one completion task), so the first
-    poll that sees ``seq + 1`` rows for a patient is when window ``seq`` was written (to within one poll).
+    poll that sees ``last(seq) >= k`` for a patient is when window k was written (to within one poll).
+    The query reads only rows from the end time (``ends_ms``, the prediction's timestamp) of the
+    oldest window not yet seen: counting every row of the load each poll cost InfluxDB 13-17 ms of
+    CPU per query (0.1-0.2 of a core at 10 polls/s, taken from the pipeline it measures), this 3 ms.
     """
     client = InfluxClient(s)
-    query = f"SELECT count(confidence) FROM prediction WHERE patient_id =~ /^{prefix}-/ GROUP BY patient_id"
-    seen: dict[str, int] = {}
+    patients = sorted({p for p, _ in ends_ms})
+    seen: dict[str, int] = dict.fromkeys(patients, 0)
     while True:
         t_ms = time.time_ns() // 1_000_000
+        pending = [ends_ms[(p, n)] for p, n in seen.items() if (p, n) in ends_ms]
+        since = min(pending) if pending else t_ms
+        query = (
+            f"SELECT last(seq) FROM prediction WHERE patient_id =~ /^{prefix}-/ AND time >= {since}ms "
+            "GROUP BY patient_id"
+        )
         series = await asyncio.to_thread(client.query, query)
         for row in series:
             patient = row.get("tags", {}).get("patient_id", "")
-            count = int(row["values"][0][1] or 0)
-            for seq in range(seen.get(patient, 0), count):
+            last = row["values"][0][1]
+            if patient not in seen or last is None:
+                continue
+            for seq in range(seen[patient], int(last) + 1):
                 written[(patient, seq)] = t_ms
-            seen[patient] = max(seen.get(patient, 0), count)
+            seen[patient] = max(seen[patient], int(last) + 1)
         if stop.is_set():
             return
         await asyncio.sleep(interval_s)
@@ -265,6 +281,7 @@ async def _poll_influx(
 async def _run_load(
     s: Settings,
     payloads: list[tuple[str, int, bytes]],
+    ends_ms: Mapping[tuple[str, int], int],
     rate: float,
     prefix: str,
     drain_s: float,
@@ -279,7 +296,7 @@ async def _run_load(
     written: dict[tuple[str, int], int] = {}
     collector = asyncio.create_task(_collect(s, prefix, got, recon, started, stop))
     stop_poll = asyncio.Event()
-    poller = asyncio.create_task(_poll_influx(s, prefix, written, stop_poll, INFLUX_POLL_S))
+    poller = asyncio.create_task(_poll_influx(s, prefix, ends_ms, written, stop_poll, INFLUX_POLL_S))
     await asyncio.wait_for(started.wait(), 30)
     producer = AIOKafkaProducer(**s.aiokafka_options(), acks="all", linger_ms=5, max_request_size=s.max_message_bytes)
     await producer.start()
@@ -334,8 +351,11 @@ def run_load(
     ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``streams.bench.cpu``).
     """
     payloads = prepare_payloads(windows)
+    ends_ms = {(w.patient_id, w.seq): w.t_end_ns // 1_000_000 for w in windows}
     cpu_before = snapshot(cpu_parts or {})
-    sent, got, written, reconstructed, send_end = asyncio.run(_run_load(s, payloads, rate, prefix, drain_s, tick))
+    sent, got, written, reconstructed, send_end = asyncio.run(
+        _run_load(s, payloads, ends_ms, rate, prefix, drain_s, tick)
+    )
     cpu = per_window_ms(cpu_before, snapshot(cpu_parts or {}), len(got)) if cpu_parts else {}
     latencies = [float(written[k] - t) for k, t in sent.items() if k in written]
     published = [float(got[k] - t) for k, t in sent.items() if k in got]
