@@ -136,6 +136,16 @@ def validate_window(w: Window) -> None:
         raise ContractError(f"truth is longer than {_TRUTH_MAX} bytes.")
 
 
+def wire_encoding(samples: np.ndarray, gain: float = DEFAULT_GAIN) -> Literal["int16", "float32"]:
+    """int16 counts (half the bytes) unless a sample would overflow them, then lossless float32.
+
+    Motion bursts and wander in long synthetic runs can exceed ±32.767 mV at 1000 counts/mV; a
+    window must never be lost for that, nor silently clipped.
+    """
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    return "int16" if peak * gain < 32767 else "float32"
+
+
 def encode_window(
     window: Window,
     *,

@@ -25,11 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from ecgmon.contracts import DEFAULT_GAIN, Window, encode_window
+from ecgmon.contracts import Window, encode_window, wire_encoding
 from ecgmon.errors import ConfigError, StackError
 from ecgmon.settings import Settings
 from simulators.synthetic import WindowData
@@ -216,15 +216,6 @@ class KafkaSender:
             await self._producer.stop()
 
 
-
-def wire_encoding(samples: np.ndarray, gain: float = DEFAULT_GAIN) -> Literal["int16", "float32"]:
-    """int16 counts (half the bytes) unless a sample would overflow them, then lossless float32.
-
-    Motion bursts and wander in long synthetic runs can exceed ±32.767 mV at 1000 counts/mV; a
-    window must never be lost for that, nor silently clipped.
-    """
-    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-    return "int16" if peak * gain < 32767 else "float32"
 
 def _n_windows(duration_s: float, window_s: float, hop_s: float) -> int:
     """Windows a device sends for ``duration_s`` of signal (at least one)."""

@@ -92,3 +92,18 @@ def test_bench_writes_json_and_png(tmp_path: Path) -> None:
     assert result["efficiency"] == pytest.approx(ratio, abs=0.001)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _stack_dirs() == before  # the bench removed the state dir of the stack it started
+
+
+def test_bench_payloads_keep_windows_beyond_the_int16_range() -> None:
+    """A motion burst past ±32.767 mV once stopped a bench run; such windows go as float32, unclipped."""
+    import numpy as np
+
+    from ecgmon.contracts import Window, decode_window
+    from streams.bench.pipeline import prepare_payloads
+
+    calm = Window("p-1", "d-1", 0, 0, 250.0, np.full(2500, 0.5, dtype=np.float32))
+    burst = Window("p-1", "d-1", 1, 10**10, 250.0, np.linspace(-40.0, 40.0, 2500, dtype=np.float32))
+    (_, _, calm_bytes), (_, seq, burst_bytes) = prepare_payloads([calm, burst])
+    assert seq == 1
+    assert decode_window(burst_bytes) == burst
+    assert len(burst_bytes) > len(calm_bytes)  # float32 where needed, int16 elsewhere

@@ -305,8 +305,7 @@ def test_build_devices_checks_options(data_dir: Path) -> None:
 
 
 def test_gateway_falls_back_to_float32_beyond_the_int16_range() -> None:
-    from ecgmon.contracts import Window, decode_window, encode_window
-    from simulators.gateway import wire_encoding
+    from ecgmon.contracts import Window, decode_window, encode_window, wire_encoding
 
     big = np.array([0.0, 40.0, -35.5], dtype=np.float32)
     assert wire_encoding(big) == "float32"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ecgmon.contracts import Window, decode_window, encode_window
+from ecgmon.contracts import Window, decode_window, encode_window, wire_encoding
 from ecgmon.settings import Settings
 from models.interfaces import PatientMeta
 from streams.inference import Inference, Request
@@ -168,7 +168,7 @@ def measure(
     s = engine.settings
     batch, mc = s.max_batch, s.mc_samples
     n = len(windows)
-    encoded = [encode_window(w) for w in windows]
+    encoded = [encode_window(w, encoding=wire_encoding(w.samples)) for w in windows]
     stages: dict[str, float] = {}
 
     progress("decode and preprocess")

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ecgmon.contracts import Prediction, Window, encode_window
+from ecgmon.contracts import Prediction, Window, encode_window, wire_encoding
 from ecgmon.errors import StackError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
@@ -331,7 +331,7 @@ async def _run_load(
 
 def prepare_payloads(windows: list[Window]) -> list[tuple[str, int, bytes]]:
     """``(patient_id, seq, encoded window)`` in sending order."""
-    return [(w.patient_id, w.seq, encode_window(w)) for w in windows]
+    return [(w.patient_id, w.seq, encode_window(w, encoding=wire_encoding(w.samples))) for w in windows]
 
 
 def run_load(
