@@ -77,7 +77,7 @@ def test_bench_writes_json_and_png(tmp_path: Path) -> None:
     out, png = tmp_path / "bench.json", tmp_path / "latency.png"
     before = _stack_dirs()
     argv = [sys.executable, "-m", "ecgmon.cli.main", "bench", "--loads", "6", "--duration-s", "4"]
-    argv += ["--torch-threads", "1", "--patients", "8", "--model-min-s", "0.2", "--json", str(out), "--png", str(png)]
+    argv += ["--torch-threads", "1", "--speed", "40", "--model-min-s", "0.2", "--json", str(out), "--png", str(png)]
     proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -86,6 +86,7 @@ def test_bench_writes_json_and_png(tmp_path: Path) -> None:
     assert result["device"] == "cpu"
     [load] = result["loads"]
     assert load["sent"] == 24 and load["delivered"] == 24 and load["influx_rows"] == 24
+    assert load["patients"] == 2  # 6 windows/s x 10 s hop / speed 40, rounded
     assert load["p50_ms"] is not None and load["p99_ms"] >= load["p50_ms"] > 0
     assert result["model_windows_per_s"] > 0 and result["unbatched_windows_per_s"] > 0
     ratio = result["pipeline_windows_per_s"] / result["model_windows_per_s"]

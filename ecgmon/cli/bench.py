@@ -39,7 +39,9 @@ def bench(
         typer.Option(help="Offered loads in windows/s, e.g. 10,20,40; default: fractions of the model-only rate."),
     ] = None,
     duration_s: Annotated[float, typer.Option("--duration-s", help="Seconds per load.")] = 30.0,
-    patients: Annotated[int, typer.Option(help="Synthetic patients per load (speed = load x hop / patients).")] = 100,
+    speed: Annotated[
+        float, typer.Option(help="Each synthetic patient's pace, x real time (patients = load x hop / speed).")
+    ] = 10.0,
     mc_sweep: Annotated[str, typer.Option(help="Also time the classifier at these MC passes, e.g. 1,2,4.")] = "",
     model_min_s: Annotated[float, typer.Option("--model-min-s", help="Seconds per model-only timing.")] = 4.0,
     use_running: Annotated[
@@ -55,13 +57,15 @@ def bench(
 
     if duration_s <= 0:
         raise ConfigError("--duration-s must be positive.")
+    if speed <= 0:
+        raise ConfigError("--speed must be positive (1 is real time).")
     opts = BenchOptions(
         device=device,
         loads=_numbers(loads, "--loads", float) if loads else None,
         duration_s=duration_s,
         workers=_numbers(workers, "--workers", int),
         torch_threads=torch_threads,
-        patients=patients,
+        speed=speed,
         model_min_s=model_min_s,
         mc_sweep=tuple(_numbers(mc_sweep, "--mc-sweep", int)) if mc_sweep else (),
         use_running=use_running,
