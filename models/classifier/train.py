@@ -261,7 +261,7 @@ def _pretrain_reconstruction(
 
     Joint training starts with an untrained reconstruction module, so the fusion may learn to
     ignore the reconstructed tokens early on; a first stage on the feature loss alone lets the
-    fusion see useful 12-lead features from its first step (the method trains reconstruction first).
+    fusion see useful 12-lead features from its first step (a two-stage schedule; tried, not adopted: see the card).
     """
     params = [*net.backbone.parameters(), *net.reconstruct.parameters(), *net.to_teacher.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -6,10 +6,10 @@ fresh synthetic patients at a fixed rate (windows/s; round robin over the patien
 sends at ``rate * hop_s / patients`` times real time) for ``duration_s`` and records, per window:
 
 * produced: the window record's Kafka timestamp, set by this producer at the moment it sends;
-* written: the first moment its prediction row is visible in InfluxDB. The bench counts each
-  patient's prediction rows every ``INFLUX_POLL_S`` (``GROUP BY patient_id``); a patient's windows
-  are completed and written in order, so row k of a patient is its window seq k. Resolution: one
-  poll (100 ms), an upper bound.
+* written: the first moment its prediction row is visible in InfluxDB. The bench reads each
+  patient's ``last(seq)`` every ``INFLUX_POLL_S`` (``GROUP BY patient_id``, from the oldest window
+  not yet seen); a patient's windows are completed and written in order, so every window up to it
+  is written. Resolution: one poll (100 ms), an upper bound.
 * also per window, ``kafka_p50_ms``/``kafka_p99_ms``: to the Kafka timestamp of its prediction
   record (the worker publishes it in the step that hands the InfluxDB points to the sink, which
   flushes by size or after ``influx_flush_ms``), so the sink's share of the latency shows.
