@@ -39,6 +39,9 @@ def train(
         0.15, min=0.01, max=0.9, help="Stratified record-wise cinc2017 hold-out."
     ),
     threads: int = typer.Option(1, min=1, help="Torch intra-op threads."),
+    diag_weight: float = typer.Option(
+        0.0, min=0.0, help="Teacher: weight of its PTB-XL diagnostic-statement head (0 = rhythm only)."
+    ),
 ) -> None:
     """Train one classifier (teacher first: the student reconstructs its features) (resumable)."""
     from rich.console import Console
@@ -64,6 +67,7 @@ def train(
         split_seed=split_seed,
         val_fraction=val_fraction,
         threads=threads,
+        diag_weight=diag_weight,
     )
     if weights_dir is not None:
         cfg = replace(cfg, weights_dir=str(weights_dir))

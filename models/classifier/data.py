@@ -94,27 +94,55 @@ def read_record_list(path: Path) -> list[str]:
 
 @dataclass
 class TwelveLeadSet:
-    """Preprocessed 12-lead windows ``x [n, 12, samples]`` with classes ``y [n]`` and their source."""
+    """Preprocessed 12-lead windows ``x [n, 12, samples]`` with classes ``y [n]``, their source and
+    each record's SCP statement codes (PTB-XL's diagnostic, form and rhythm statements)."""
 
     x: np.ndarray
     y: np.ndarray
     source: list[str]
+    codes: list[tuple[str, ...]]
+
+
+def code_vocabulary(codes: list[tuple[str, ...]], min_count: int) -> list[str]:
+    """SCP codes named on at least ``min_count`` records, most frequent first (ties by name).
+
+    Rare statements give the teacher's diagnostic head too few positives to learn from; the cut keeps
+    the vocabulary a property of the training split, saved with the weights.
+    """
+    counts: dict[str, int] = {}
+    for rec in codes:
+        for c in rec:
+            counts[c] = counts.get(c, 0) + 1
+    return sorted((c for c, n in counts.items() if n >= min_count), key=lambda c: (-counts[c], c))
+
+
+def code_targets(codes: list[tuple[str, ...]], vocabulary: list[str]) -> np.ndarray:
+    """Multi-hot ``[n, len(vocabulary)]`` float32 targets; codes outside the vocabulary are dropped."""
+    where = {c: j for j, c in enumerate(vocabulary)}
+    out = np.zeros((len(codes), len(vocabulary)), dtype=np.float32)
+    for i, rec in enumerate(codes):
+        for c in rec:
+            if c in where:
+                out[i, where[c]] = 1.0
+    return out
 
 
 def twelve_lead_set(
     ptbxl_z: Path | None, ptbxl100: Path | None, split: str, fs_hz: float, samples: int, cache_dir: Path
 ) -> TwelveLeadSet:
     """PTB-XL records of ``split`` from both folders at ``fs_hz``, preprocessed, cached."""
-    from models.datasets.ptbxl import load_ptbxl100, load_ptbxl_z
+    from models.datasets.ptbxl import load_ptbxl100, load_ptbxl_z, read_scp_codes
 
     parts = [(p, str(Path(p).resolve())) for p in (ptbxl_z, ptbxl100) if p is not None]
     if not parts:
         raise DataError("No 12-lead folder given; pass --ptbxl-z and/or --ptbxl100.")
-    cache = Path(cache_dir) / f"twelve_{split}_{_key([s for _, s in parts], split, fs_hz, samples)}.npz"
+    key = _key([s for _, s in parts], split, fs_hz, samples, "scp_codes")
+    cache = Path(cache_dir) / f"twelve_{split}_{key}.npz"
     if cache.is_file():
         z = np.load(cache)
-        return TwelveLeadSet(z["x"], z["y"], [str(s) for s in z["source"]])
-    xs, ys, src = [], [], []
+        codes = [tuple(c.split(";")) if c else () for c in (str(s) for s in z["codes"])]
+        return TwelveLeadSet(z["x"], z["y"], [str(s) for s in z["source"]], codes)
+    xs, ys, src, all_codes = [], [], [], []
     for folder, loader, tag in ((ptbxl_z, load_ptbxl_z, "ptbxl_z"), (ptbxl100, load_ptbxl100, "ptbxl100")):
         if folder is None:
             continue
@@ -125,7 +153,9 @@ def twelve_lead_set(
         xs.append(preprocess_windows(sig[..., :samples], fs_hz))
         ys.append(np.array([class_index(ptbxl_label(r)) for r in tl.rhythm], dtype=np.int64))
         src += [f"{tag}:{r}" for r in tl.record_ids]
-    out = TwelveLeadSet(np.concatenate(xs), np.concatenate(ys), src)
+        all_codes += read_scp_codes(Path(folder) / f"{split}.csv")
+    out = TwelveLeadSet(np.concatenate(xs), np.concatenate(ys), src, all_codes)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, x=out.x, y=out.y, source=np.array(out.source))
+    flat_codes = np.array([";".join(c) for c in out.codes])
+    np.savez(cache, x=out.x, y=out.y, source=np.array(out.source), codes=flat_codes)
     return out

@@ -30,6 +30,8 @@ class NetConfig:
     dropout: float = 0.1
     head_dropout: float = 0.3
     n_classes: int = 4
+    n_codes: int = 0
+    """Teacher only: outputs of its diagnostic-statement head (multi-label PTB-XL SCP codes); 0 = none."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly form (tuples become lists)."""
@@ -127,13 +129,25 @@ class _Head(nn.Module):
 
 
 class TeacherNet(nn.Module):
-    """12-lead network; ``features`` are the tokens the student learns to reconstruct."""
+    """12-lead network; ``features`` are the tokens the student learns to reconstruct.
+
+    With ``n_codes`` it also has a multi-label head over PTB-XL's diagnostic statements (infarcts,
+    bundle branch blocks, hypertrophy, ...), trained beside the rhythm head so the tokens carry what
+    12 leads show and lead I does not: the *diagnostic* features the method reconstructs.
+    """
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.backbone = Backbone(cfg)
         self.head = _Head(cfg.d_model, cfg.n_classes, cfg.head_dropout)
+        self.code_head = _Head(cfg.d_model, cfg.n_codes, cfg.head_dropout) if cfg.n_codes else None
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``[n, 12, samples]`` -> ``(rhythm logits [n, classes], statement logits [n, n_codes] or None)``."""
+        tokens = self.backbone(x)
+        codes = self.code_head(tokens) if self.code_head is not None else None
+        return self.head(tokens), codes
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[n, 12, samples]`` -> ``[n, tokens, d]``."""

@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.classifier.data import RecordBank, TwelveLeadSet, cinc_bank, stratified_holdout, twelve_lead_set
+from models.classifier.data import (
+    RecordBank,
+    TwelveLeadSet,
+    cinc_bank,
+    code_targets,
+    code_vocabulary,
+    stratified_holdout,
+    twelve_lead_set,
+)
 from models.classifier.metrics import score
 from models.classifier.nets import NetConfig, StudentNet, TeacherNet, build_net
 from models.classifier.preprocess import preprocess_windows, record_windows
@@ -58,6 +66,10 @@ class TrainConfig:
     pretrain_epochs: int = 0
     """Student only: epochs of feature loss alone (backbone + reconstruction module) before joint training."""
     twelve_cls_weight: float = 0.5
+    diag_weight: float = 0.0
+    """Teacher only: weight of the multi-label loss over PTB-XL SCP statements (0 = rhythm head alone)."""
+    diag_min_count: int = 40
+    """Teacher only: SCP codes on fewer training records than this are left out of that head."""
     flip_p: float = 0.5
     val_fraction: float = 0.15
     split_seed: int = 2017
@@ -211,9 +223,46 @@ def _checkpoint(
     tmp.replace(path)
 
 
+def code_auroc(targets: np.ndarray, logits: np.ndarray) -> float | None:
+    """Macro AUROC over the statements with positives and negatives in ``targets`` (None if none)."""
+    from sklearn.metrics import roc_auc_score
+
+    aucs = [
+        float(roc_auc_score(targets[:, j], logits[:, j]))
+        for j in range(targets.shape[1])
+        if 0 < targets[:, j].sum() < len(targets)
+    ]
+    return float(np.mean(aucs)) if aucs else None
+
+
+@torch.inference_mode()
+def _teacher_outputs(net: TeacherNet, x: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    net.eval()
+    rhythm, codes = [], []
+    for i in range(0, len(x), batch):
+        r, c = net.forward_all(torch.from_numpy(x[i : i + batch]))
+        rhythm.append(r.float())
+        if c is not None:
+            codes.append(c.float())
+    return torch.cat(rhythm).numpy(), (torch.cat(codes).numpy() if codes else None)
+
+
+def _teacher_metrics(net: TeacherNet, va: TwelveLeadSet, vocab: list[str]) -> dict[str, Any]:
+    rhythm, codes = _teacher_outputs(net, va.x)
+    m: dict[str, Any] = dict(score(va.y, _softmax(rhythm)))
+    if codes is not None:
+        m["scp_auroc_macro"] = code_auroc(code_targets(va.codes, vocab), codes)
+    return m
+
+
 def _fit_teacher(cfg: TrainConfig, out: Path, tr: TwelveLeadSet, va: TwelveLeadSet, log: Log) -> Path:
-    net_cfg = NetConfig(in_leads=12, samples=cfg.window_samples)
+    vocab = code_vocabulary(tr.codes, cfg.diag_min_count) if cfg.diag_weight > 0 else []
+    targets = torch.from_numpy(code_targets(tr.codes, vocab))
+    net_cfg = NetConfig(in_leads=12, samples=cfg.window_samples, n_codes=len(vocab))
     net = build_net("teacher", net_cfg)
+    assert isinstance(net, TeacherNet)
+    if vocab:
+        log(f"teacher: diagnostic head over {len(vocab)} SCP codes on >= {cfg.diag_min_count} records")
     steps = math.ceil(len(tr.y) / cfg.batch)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _schedule(opt, steps * cfg.epochs, int(cfg.warmup_frac * steps * cfg.epochs))
@@ -227,18 +276,20 @@ def _fit_teacher(cfg: TrainConfig, out: Path, tr: TwelveLeadSet, va: TwelveLeadS
         for s in range(steps):
             idx = order[s * cfg.batch : (s + 1) * cfg.batch]
             x = torch.from_numpy(tr.x[idx])
-            loss = F.cross_entropy(net(x), torch.from_numpy(tr.y[idx]), weight=weights)
+            rhythm, codes = net.forward_all(x)
+            loss = F.cross_entropy(rhythm, torch.from_numpy(tr.y[idx]), weight=weights)
+            if codes is not None:
+                loss = loss + cfg.diag_weight * F.binary_cross_entropy_with_logits(codes, targets[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             total += float(loss.detach())
-        m = score(va.y, _softmax(_logits(net, va.x)))
-        _log_epoch(out, log, epoch, total / steps, time.time() - t0, {"ptbxl_val": m})
+        _log_epoch(out, log, epoch, total / steps, time.time() - t0, {"ptbxl_val": _teacher_metrics(net, va, vocab)})
         _checkpoint(out / "ckpt.pt", net, opt, sched, epoch + 1)
-    m = score(va.y, _softmax(_logits(net, va.x)))
-    return _save_weights(cfg, net, net_cfg, {"ptbxl_val": m, "epochs": cfg.epochs})
+    m = _teacher_metrics(net, va, vocab)
+    return _save_weights(cfg, net, net_cfg, {"ptbxl_val": m, "epochs": cfg.epochs, "scp_codes": vocab})
 
 
 def _log_epoch(
@@ -249,6 +300,7 @@ def _log_epoch(
         f.write(json.dumps(row) + "\n")
     parts = [
         f"{k} F1nao {v['f1_mean_nao']:.3f} F1A {v['f1']['A']:.3f} AUROC {v['auroc_macro']:.3f}"  # type: ignore[index]
+        + (f" SCP AUROC {v['scp_auroc_macro']:.3f}" if v.get("scp_auroc_macro") is not None else "")
         for k, v in metrics.items()
     ]
     log(f"epoch {epoch + 1} loss {loss:.4f} {secs:.0f}s | " + " | ".join(parts))

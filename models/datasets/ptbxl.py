@@ -71,6 +71,32 @@ def read_ptbxl_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[
     return age, sex, rhythm, record_ids, patient_ids
 
 
+def read_scp_codes(path: Path) -> list[tuple[str, ...]]:
+    """The SCP statement codes of each row of a ptbxl-style CSV (``scp_codes`` column), sorted.
+
+    PTB-XL stores them as a Python dict literal (``{'IMI': 100.0, 'SR': 0.0}``); a likelihood of 0 still
+    names a statement the cardiologist made, so every key counts. Empty tuples where the column is absent.
+    """
+    import ast
+
+    with _need(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: list[tuple[str, ...]] = []
+    for i, r in enumerate(rows):
+        text = (r.get("scp_codes") or "").strip()
+        if not text:
+            out.append(())
+            continue
+        try:
+            codes = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise DataError(f"{path} row {i + 2}: scp_codes {text[:60]!r} is not a dict literal.") from None
+        if not isinstance(codes, dict):
+            raise DataError(f"{path} row {i + 2}: scp_codes {text[:60]!r} is not a dict literal.")
+        out.append(tuple(sorted(str(k) for k in codes)))
+    return out
+
+
 def _check_rows(signals: np.ndarray, n_rows: int, path: Path) -> None:
     if signals.ndim != 3 or signals.shape[1] != 12:
         raise DataError(f"{path} has shape {signals.shape}; expected [n, 12, samples].")
