@@ -19,14 +19,15 @@ from models.datasets.labels import class_index, to_class
 DATA = Path("../shared/data")
 
 
-def teacher_scores(data: Path) -> dict[str, dict[str, object]]:
-    """Per-record metrics of the teacher on every 12-lead folder under ``data`` that exists."""
+def teacher_scores(data: Path, weights: Path | None = None) -> dict[str, dict[str, object]]:
+    """Per-record metrics of the teacher (committed, or ``weights``) on every 12-lead folder under ``data``."""
+    from models.classifier.builders import from_file
     from models.datasets.cinc2017 import resample
     from models.datasets.ptbxl import TwelveLead, load_ptbxl100, load_ptbxl_z
     from models.datasets.wfdb12 import load_cinc2021, load_cpsc2018, load_ludb
     from models.registry import load
 
-    teacher = load("teacher")
+    teacher = load("teacher") if weights is None else from_file("teacher", weights)
     fs, n = teacher.fs_hz, teacher.window_samples
     sets: dict[str, tuple[str, TwelveLead]] = {}
     if (data / "ptbxl_z").is_dir():
@@ -54,8 +55,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--weights", type=Path, default=None, help="Another teacher's .pt (default: the committed one).")
     a = p.parse_args()
-    text = json.dumps(teacher_scores(a.data), indent=2)
+    text = json.dumps(teacher_scores(a.data, a.weights), indent=2)
     print(text)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
