@@ -197,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     x = {n: np.stack([record_features(p, r) for p, r in zip(wp[n], rr, strict=True)]) for n in args.models}
     if not all(np.isfinite(v).all() for v in x.values()):
         raise SystemExit("non-finite aggregator features; fix rr_features / aggregate before fitting")
-    oof = cross_validate(x, y, args.folds, args.repeats, args.seed)
+    # 3,000 small logistic fits per model gain nothing from BLAS threads, and beside other jobs those threads
+    # spin-wait: one run took 30 min instead of 5. scikit-learn's own threadpoolctl pins them to one.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        oof = cross_validate(x, y, args.folds, args.repeats, args.seed)
     print(f"cross-validated in {time.time() - t0:.0f} s")
     report: dict[str, object] = {
         "dataset": "cinc2017 hold-out",
