@@ -104,11 +104,13 @@ def cross_validate(
     x: dict[str, np.ndarray], y: np.ndarray, folds: int, repeats: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Out-of-fold aggregator probabilities ``[repeats, n, 4]`` per model (same folds for every model)."""
+    from rich.progress import track
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     rskf = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     out = {name: np.zeros((repeats, len(y), len(CLASSES))) for name in x}
-    for k, (tr, te) in enumerate(rskf.split(np.zeros(len(y)), y)):
+    splits = rskf.split(np.zeros(len(y)), y)
+    for k, (tr, te) in enumerate(track(splits, total=folds * repeats, description="cross-validating folds")):
         r = k // folds
         for name, feats in x.items():
             search = _search(seed + k).fit(feats[tr], y[tr])
