@@ -130,7 +130,7 @@ class Pipeline:
         self.publish = publish
         self.store = store
         self.health = health
-        self._inflight: asyncio.Queue[tuple[Incoming, str, asyncio.Future[Result]]] = asyncio.Queue(
+        self._inflight: asyncio.Queue[tuple[Incoming, str, asyncio.Future[Result] | DeadLetter]] = asyncio.Queue(
             maxsize=settings.queue_windows + settings.max_batch
         )
         self._unsettled: asyncio.Queue[_Done] = asyncio.Queue(maxsize=settings.queue_windows + settings.max_batch)
@@ -181,7 +181,11 @@ class Pipeline:
             incoming.record, max_bytes=s.max_message_bytes, keep_bytes=s.deadletter_keep_bytes
         )
         if isinstance(decoded, DeadLetter):
-            await self._dead_letter(incoming, decoded)
+            # Queued behind the windows consumed before it, never acknowledged ahead of them: Faust commits
+            # the first run of acknowledged offsets, and before a partition's first commit it does not check
+            # that run against the windows still in flight, so an early ack could commit past unwritten
+            # windows and a crash would lose them.
+            await self._inflight.put((incoming, "", decoded))
             return
         window = decoded
         reconstruct = should_reconstruct(
@@ -201,6 +205,9 @@ class Pipeline:
         """
         while True:
             incoming, patient_id, future = await self._inflight.get()
+            if isinstance(future, DeadLetter):
+                await self._dead_letter(incoming, future)  # ``settle`` skips it if its partition was revoked
+                continue
             if self.stale(incoming):
                 self._drop(future)
                 continue
