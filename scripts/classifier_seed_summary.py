@@ -78,14 +78,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("reports", nargs="+", help="SEED=PATH of a fit_aggregator cross-validation report")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    reports: dict[str, dict[str, Any]] = {}
+    paths: dict[str, str] = {}
     for item in args.reports:
         seed, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             ap.error(f"{item!r}: give SEED=PATH of an existing report, e.g. 0={DEFAULT_REPORT}")
-        reports[seed] = json.loads(Path(path).read_text())
-    summary = summarise(reports)
-    summary["reports"] = {seed: item.partition("=")[2] for seed, item in zip(reports, args.reports, strict=True)}
+        paths[seed] = path
+    summary = summarise({seed: json.loads(Path(path).read_text()) for seed, path in paths.items()})
+    summary["reports"] = paths
     Console().print(_table(summary))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

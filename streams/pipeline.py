@@ -204,10 +204,11 @@ class Pipeline:
         A window whose partition was revoked since it was consumed is dropped (see ``revoke``).
         """
         while True:
-            incoming, patient_id, future = await self._inflight.get()
-            if isinstance(future, DeadLetter):
-                await self._dead_letter(incoming, future)  # ``settle`` skips it if its partition was revoked
+            incoming, patient_id, pending = await self._inflight.get()
+            if isinstance(pending, DeadLetter):
+                await self._dead_letter(incoming, pending)  # ``settle`` skips it if its partition was revoked
                 continue
+            future = pending
             if self.stale(incoming):
                 self._drop(future)
                 continue

@@ -201,9 +201,9 @@ def influx_restored(stack_settings: Settings) -> Iterator[Settings]:
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "known bug, found 2026-12-04, not yet fixed: in about half the runs the windows consumed during the "
-        "outage (seq 5-9 of 24 per patient) never reach InfluxDB after the kill -9: worker a's committed "
-        "offsets pass them although no write was refused, so the new worker does not replay them"
+        "known bug, found 2026-12-04, not yet fixed: in 4 runs of 10 the windows consumed during the "
+        "outage (mostly seq 5-9 of 24 per patient) never reach InfluxDB after the kill -9, no write refusal "
+        "is logged and the new worker does not replay them (docs/reliability.md, Known issue)"
     ),
 )
 def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(

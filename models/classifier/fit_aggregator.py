@@ -106,15 +106,19 @@ def cross_validate(
     """Out-of-fold aggregator probabilities ``[repeats, n, 4]`` per model (same folds for every model)."""
     from rich.progress import track
     from sklearn.model_selection import RepeatedStratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     rskf = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     out = {name: np.zeros((repeats, len(y), len(CLASSES))) for name in x}
     splits = rskf.split(np.zeros(len(y)), y)
-    for k, (tr, te) in enumerate(track(splits, total=folds * repeats, description="cross-validating folds")):
-        r = k // folds
-        for name, feats in x.items():
-            search = _search(seed + k).fit(feats[tr], y[tr])
-            out[name][r, te] = search.predict_proba(feats[te])
+    # Thousands of small logistic fits gain nothing from BLAS threads, and beside other jobs those threads
+    # spin-wait: one run took 30 min instead of 5. scikit-learn's own threadpoolctl pins them to one.
+    with threadpool_limits(limits=1):
+        for k, (tr, te) in enumerate(track(splits, total=folds * repeats, description="cross-validating folds")):
+            r = k // folds
+            for name, feats in x.items():
+                search = _search(seed + k).fit(feats[tr], y[tr])
+                out[name][r, te] = search.predict_proba(feats[te])
     return out
 
 
@@ -199,12 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     x = {n: np.stack([record_features(p, r) for p, r in zip(wp[n], rr, strict=True)]) for n in args.models}
     if not all(np.isfinite(v).all() for v in x.values()):
         raise SystemExit("non-finite aggregator features; fix rr_features / aggregate before fitting")
-    # 3,000 small logistic fits per model gain nothing from BLAS threads, and beside other jobs those threads
-    # spin-wait: one run took 30 min instead of 5. scikit-learn's own threadpoolctl pins them to one.
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        oof = cross_validate(x, y, args.folds, args.repeats, args.seed)
+    oof = cross_validate(x, y, args.folds, args.repeats, args.seed)
     print(f"cross-validated in {time.time() - t0:.0f} s")
     report: dict[str, object] = {
         "dataset": "cinc2017 hold-out",
