@@ -27,7 +27,8 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy ecgmon streams models simulators dashboards
+	$(BIN)/mypy ecgmon streams models simulators dashboards tools
+	$(BIN)/lint-imports
 
 demo: setup
 	$(BIN)/ecgmon demo

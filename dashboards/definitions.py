@@ -25,6 +25,7 @@ from dashboards.model import (
     value_mappings,
 )
 from ecgmon.contracts import LEADS
+from ecgmon.settings import Settings
 
 CLASSES: dict[str, tuple[str, str]] = {
     "N": ("Normal", "green"),
@@ -39,8 +40,8 @@ ALERT_STATES: dict[str, tuple[str, str]] = {
     "updated": ("open (escalated)", "dark-red"),
     "resolved": ("resolved", "green"),
 }
-ALERT_TYPES = ("af", "brady", "tachy", "pause", "technical")
-WINDOW_S = 10.0
+WINDOW_S: float = Settings.model_fields["window_s"].default
+"""The gateway's window length the AF-minutes panels count with (``Settings.window_s``' default)."""
 """Signal seconds one prediction covers (the default ``ECGMON_HOP_S``); AF minutes = windows x this / 60."""
 
 PATIENT = "\"patient_id\" = '$patient'"

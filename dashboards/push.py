@@ -16,11 +16,7 @@ from dashboards.definitions import alert_rules, all_dashboards
 from dashboards.generate import datasource_config
 from dashboards.model import DATASOURCE_UID, FOLDER_TITLE, FOLDER_UID
 from dashboards.queries import parse_duration_ms
-from ecgmon.errors import ConfigError, EcgmonError
-
-
-class PushError(EcgmonError):
-    """Grafana refused or could not be reached during ``ecgmon dashboards push``."""
+from ecgmon.errors import ConfigError, PushError
 
 
 @dataclass
@@ -30,11 +26,6 @@ class PushResult:
     dashboards: list[str] = field(default_factory=list)
     rule_groups: list[str] = field(default_factory=list)
     datasource_created: bool = False
-
-
-def folder_payload() -> dict[str, str]:
-    """The folder every ecgmon dashboard and rule lives in."""
-    return {"title": FOLDER_TITLE, "uid": FOLDER_UID}
 
 
 def dashboard_payload(model: dict[str, Any], message: str = "ecgmon dashboards push") -> dict[str, Any]:

@@ -114,12 +114,3 @@ def alert_queries(rules: Mapping[str, Any]) -> Iterator[PanelQuery]:
                 model = item.get("model", {})
                 if "query" in model:
                     yield PanelQuery("alerting", rule["title"], item["refId"], model["query"])
-
-
-def alert_query_window_s(rules: Mapping[str, Any], title: str) -> int:
-    """The relative time range (s) a rule's datasource query looks back over."""
-    for group in rules.get("groups", []):
-        for rule in group.get("rules", []):
-            if rule["title"] == title:
-                return int(rule["data"][0]["relativeTimeRange"]["from"])
-    raise KeyError(title)

@@ -8,7 +8,8 @@
     │   └── BinaryMissingError   influxd or the broker binary is not installed
     ├── DataError                a dataset folder or record cannot be read
     ├── ModelError               unknown model name or unusable weights
-    └── SinkError                a write to InfluxDB failed (``retriable`` says if a retry can help)
+    ├── SinkError                a write to InfluxDB failed (``retriable`` says if a retry can help)
+    └── PushError                Grafana refused the dashboards, or could not be reached
 
 Messages are full sentences that say what is wrong and what to try.
 """
@@ -54,3 +55,7 @@ class SinkError(EcgmonError):
     def __init__(self, message: str, *, retriable: bool) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class PushError(EcgmonError):
+    """``ecgmon dashboards push`` failed: Grafana refused a request or could not be reached."""

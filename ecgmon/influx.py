@@ -59,6 +59,16 @@ def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldVa
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {int(t_ms)}"
 
 
+
+def write_retriable(status: int, detail: str) -> bool:
+    """Whether a write InfluxDB refused with HTTP ``status`` (body ``detail``) can succeed if sent again.
+
+    5xx and 429 are the server's trouble; ``database not found`` is what influxd answers for a
+    moment while it starts and creates the database, so it passes too. Any other 4xx is the
+    points' own fault and is never retried.
+    """
+    return status >= 500 or status == 429 or "database not found" in detail
+
 class InfluxClient:
     """Blocking client for ``/ping``, ``/write`` and ``/query``; used by the CLI, reports and tests."""
 
@@ -92,7 +102,7 @@ class InfluxClient:
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
             raise SinkError(
-                f"InfluxDB refused the write ({exc.code}): {detail}", retriable=exc.code >= 500 or exc.code == 429
+                f"InfluxDB refused the write ({exc.code}): {detail}", retriable=write_retriable(exc.code, detail)
             ) from None
         except (urllib.error.URLError, OSError) as exc:
             raise SinkError(f"InfluxDB at {self.base} is unreachable: {exc}.", retriable=True) from None

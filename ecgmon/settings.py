@@ -15,6 +15,13 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ReconstructionPolicy = Literal["every", "every_k", "alert_open", "never"]
+"""When the worker reconstructs the 12 leads of a window (``streams.reconstruction_policy``)."""
+AfEvidence = Literal["classifier", "rr", "both", "combined"]
+"""Which evidence opens AF alerts (``streams.alerts``)."""
+LogLevel = Literal["crit", "error", "warn", "info", "debug"]
+"""Faust's log levels (it rejects ``warning``)."""
+
 
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
@@ -143,7 +150,7 @@ class Settings(BaseSettings):
         description="MC dropout over the whole net (full) or the trunk once and only the head sampled, "
         "measured 2.5x cheaper at the same quality (ECGMON_RECONSTRUCTOR_MC_MODE).",
     )
-    reconstruction_policy: Literal["every", "every_k", "alert_open", "never"] = Field(
+    reconstruction_policy: ReconstructionPolicy = Field(
         "alert_open", description="When to reconstruct 12 leads (ECGMON_RECONSTRUCTION_POLICY)."
     )
     reconstruction_every_k: int = Field(
@@ -174,7 +181,7 @@ class Settings(BaseSettings):
     alert_af_resolve_m: int = Field(
         6, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."
     )
-    alert_af_evidence: Literal["classifier", "rr", "both", "combined"] = Field(
+    alert_af_evidence: AfEvidence = Field(
         "classifier", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
     )
     alert_brady_bpm: float = Field(
@@ -249,7 +256,7 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Seconds between pipeline health points (ECGMON_HEALTH_INTERVAL_S)."
     )
     standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas (ECGMON_STANDBY_REPLICAS).")
-    log_level: Literal["crit", "error", "warn", "info", "debug"] = Field(
+    log_level: LogLevel = Field(
         "warn", description="Worker log level (ECGMON_LOG_LEVEL)."
     )
     worker_web: bool = Field(
@@ -327,16 +334,6 @@ class Settings(BaseSettings):
         """Base URL of InfluxDB, without a trailing slash."""
         return (self.influx_url or f"http://{self.host}:{self.influx_port}").rstrip("/")
 
-    def resolved_device(self) -> str:
-        """``auto`` becomes ``cuda`` when torch sees a GPU, else ``cpu``."""
-        if self.device != "auto":
-            return self.device
-        try:
-            import torch
-        except ImportError:  # pragma: no cover - torch is a dependency
-            return "cpu"
-        return "cuda" if torch.cuda.is_available() else "cpu"
-
     def aiokafka_options(self) -> dict[str, Any]:
         """Bootstrap and security options for any aiokafka producer or consumer ecgmon creates."""
         options: dict[str, Any] = {
@@ -350,9 +347,9 @@ class Settings(BaseSettings):
                 sasl_plain_password=self.kafka_sasl_password.get_secret_value(),
             )
         if self.kafka_security_protocol.endswith("SSL"):
-            from aiokafka.helpers import create_ssl_context
+            import ssl
 
-            options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile or None)
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
         return options
 
     def namespaced(self, prefix: str) -> Settings:
@@ -367,6 +364,16 @@ class Settings(BaseSettings):
                 "topic_deadletter": f"{prefix}.deadletter",
             }
         )
+
+    def worker_ready_path(self, pid: int | None = None) -> Path:
+        """The readiness file of worker process ``pid`` of this app (the group's, with no pid).
+
+        A worker writes ``worker-<app id>.<pid>.ready`` once its partitions are assigned and its
+        table recovered, and removes it on shutdown; the supervisor writes ``worker-<app id>.ready``
+        once every process of its group is ready. Whatever starts a worker waits on one of these.
+        """
+        suffix = f".{pid}" if pid is not None else ""
+        return self.state_dir / f"worker-{self.app_id}{suffix}.ready"
 
     def topics(self) -> list[str]:
         """Every topic the embedded stack creates, in data-path order."""

@@ -164,8 +164,10 @@ def kafka_admin(bootstrap: str) -> Any:
     return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ecgmon-admin", request_timeout_ms=10_000)
 
 
-def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
-    """Create ``topics`` with ``partitions`` each; existing topics are left as they are."""
+def create_topics(
+    bootstrap: str, topics: Iterable[str], partitions: int, *, configs: dict[str, str] | None = None
+) -> None:
+    """Create ``topics`` with ``partitions`` each (and topic ``configs``); existing topics are left as they are."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -173,7 +175,9 @@ def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> Non
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name=t, num_partitions=partitions, replication_factor=1) for t in topics if t not in existing
+            NewTopic(name=t, num_partitions=partitions, replication_factor=1, topic_configs=configs or {})
+            for t in topics
+            if t not in existing
         ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):

@@ -44,3 +44,12 @@ def load(name: str, **kwargs: Any) -> Any:
         known = ", ".join(sorted(_BUILDERS)) or "none"
         raise ModelError(f"Unknown model {name!r}; registered models are: {known}.") from None
     return builder(**kwargs)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` (``Settings.device``) becomes ``cuda`` when torch sees a GPU, else ``cpu``; others pass."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -50,21 +50,24 @@ class Device(Protocol):
     def window(self, seq: int) -> WindowData | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GatewayOptions:
-    """Pacing and delivery faults; times in the units their names say."""
+    """Pacing and delivery faults; times in the units their names say.
+
+    No defaults here: each comes from ``Settings`` or the command line (``simulators.run.gateway_options``).
+    """
 
     window_s: float
     hop_s: float
-    speed: float = 1.0
-    start_ns: int | None = None
-    send_jitter_ms: float = 0.0
-    clock_jitter_ms: float = 0.0
-    late_prob: float = 0.0
-    late_s: float = 30.0
-    dup_prob: float = 0.0
-    reorder_prob: float = 0.0
-    max_in_flight: int = 2000
+    speed: float
+    start_ns: int | None
+    send_jitter_ms: float
+    clock_jitter_ms: float
+    late_prob: float
+    late_s: float
+    dup_prob: float
+    reorder_prob: float
+    max_in_flight: int
 
     def __post_init__(self) -> None:
         if self.speed < 0:

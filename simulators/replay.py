@@ -24,12 +24,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from ecgmon.contracts import LEADS
+from ecgmon.dsp import resample
 from ecgmon.errors import ConfigError, DataError
 from ecgmon.records import record_names
 from simulators.synthetic import WindowData
@@ -250,16 +250,6 @@ def _array_items(npy: Path, lead: str) -> list[ReplayItem]:
             )
         )
     return items
-
-
-def resample(x: np.ndarray, fs_hz: float, fs_out_hz: float) -> np.ndarray:
-    """``x`` at ``fs_hz`` resampled to ``fs_out_hz`` with ``scipy.signal.resample_poly``."""
-    if fs_out_hz == fs_hz:
-        return x
-    from scipy.signal import resample_poly
-
-    ratio = Fraction(fs_out_hz / fs_hz).limit_denominator(1000)
-    return np.asarray(resample_poly(x, ratio.numerator, ratio.denominator))
 
 
 # --- device ------------------------------------------------------------------------------------

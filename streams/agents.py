@@ -178,22 +178,12 @@ async def report_health() -> None:
         await runtime.pipeline.sink.write([runtime.pipeline.health_line(consumer_lag(), consumer_flow())])
 
 
-def ready_file() -> Any:
-    """The file that says this app's worker has its partitions and tables (tests wait on it)."""
-    return settings.state_dir / f"worker-{settings.app_id}.ready"
-
-
-def process_ready_file(pid: int | None = None) -> Any:
-    """This process's own readiness file (``worker-<app id>.<pid>.ready``), for several workers of one app."""
-    return settings.state_dir / f"worker-{settings.app_id}.{pid or os.getpid()}.ready"
-
-
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]
 async def _on_ready(sender: Any, **kwargs: Any) -> None:
-    path = ready_file()
+    """Write this process's readiness file (``Settings.worker_ready_path``): whatever started it waits on it."""
+    path = settings.worker_ready_path(os.getpid())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()} {time.time():.3f}\n")
-    process_ready_file().write_text(f"{os.getpid()} {time.time():.3f}\n")
     log.warning("ecgmon worker ready: partitions assigned, tables recovered (%s).", path)
 
 
@@ -208,8 +198,7 @@ async def _on_revoked(sender: Any, revoked: Any = (), **kwargs: Any) -> None:
 
 @app.on_before_shutdown.connect  # type: ignore[arg-type]
 async def _on_shutdown(sender: Any, **kwargs: Any) -> None:
-    ready_file().unlink(missing_ok=True)
-    process_ready_file().unlink(missing_ok=True)
+    settings.worker_ready_path(os.getpid()).unlink(missing_ok=True)
     if runtime.pipeline is not None:
         await runtime.pipeline.sink.stop()
         await runtime.pipeline.executor.stop()

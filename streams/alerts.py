@@ -53,7 +53,6 @@ AF_CLASS = "A"
 """The classifier class that stands for atrial fibrillation / flutter."""
 
 STATE_VERSION = 1
-RHYTHM_TYPES = ("af", "brady", "tachy", "pause")
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 """An open episode's severity only ever escalates, so a rate hovering at a limit cannot flood updates."""
 

@@ -1,7 +1,8 @@
 """The Faust app: every topic and the alert-state table, declared together from ``Settings``.
 
-Run it with ``ecgmon worker`` or ``faust -A streams.app worker -l info``. Topics are created
-explicitly (``ecgmon up``, the test fixtures, and ``ensure_topics`` in ``ecgmon worker``) with
+Importing it builds the app but registers no agent; ``streams.agents`` wires them onto it, so run
+``ecgmon worker`` or ``faust -A streams.agents worker -l info``. Topics are created explicitly
+(``streams.topics.ensure_topics``: ``ecgmon up``, the test fixtures and ``ecgmon worker``) with
 ``settings.partitions`` partitions, including the table's changelog, whose partitions must match
 the source topic's; every topic here also names its partitions, so Faust's own declaration (the
 ``faust -A`` path) creates any missing one alike. Faust's web views are off unless
@@ -10,18 +11,15 @@ the source topic's; every topic here also names its partitions, so Faust's own d
 
 from __future__ import annotations
 
-import contextlib
 import ssl
 from typing import Any
 
 import faust
 
 from ecgmon.settings import Settings, get_settings
-from ecgmon.stack import create_topics
 from streams.faust_worker import Worker
+from streams.topics import ALERT_STATE_TABLE
 from streams.transport import App as TunedApp
-
-ALERT_STATE_TABLE = "patient_alert_state"
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -83,46 +81,21 @@ def make_app(settings: Settings) -> faust.App:
 settings = get_settings()
 app = make_app(settings)
 
-windows_topic = app.topic(
-    settings.topic_windows,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-)
-predictions_topic = app.topic(
-    settings.topic_predictions,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-)
-reconstructions_topic = app.topic(
-    settings.topic_reconstructions,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-)
-alerts_topic = app.topic(
-    settings.topic_alerts,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-)
-deadletter_topic = app.topic(
-    settings.topic_deadletter,
-    key_type=bytes,
-    value_type=bytes,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.partitions,
-)
+
+
+def _raw_topic(name: str) -> Any:
+    """A topic of raw bytes keyed by patient id, with the pipeline's partition count."""
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        partitions=settings.partitions,
+    )
+
+
+windows_topic = _raw_topic(settings.topic_windows)
+predictions_topic = _raw_topic(settings.topic_predictions)
+reconstructions_topic = _raw_topic(settings.topic_reconstructions)
+alerts_topic = _raw_topic(settings.topic_alerts)
+deadletter_topic = _raw_topic(settings.topic_deadletter)
 
 alert_state = app.Table(
     ALERT_STATE_TABLE,
@@ -131,40 +104,3 @@ alert_state = app.Table(
     partitions=settings.partitions,
     help="Alert-engine state per patient id (JSON from streams.alerts): recent evidence and open alerts.",
 )
-
-
-def changelog_topic_name() -> str:
-    """The alert-state table's changelog topic, ``<app id>-patient_alert_state-changelog``."""
-    return str(alert_state.changelog_topic.get_topic_name())
-
-
-def ensure_topics(s: Settings | None = None) -> None:
-    """Create the pipeline's topics and the table changelog, all with ``partitions`` partitions.
-
-    The changelog is compacted (``cleanup.policy=compact``): Kafka keeps the latest state of each
-    patient instead of one record per window, so it neither grows without bound nor expires with
-    the retention time, and a worker's recovery reads about one record per patient.
-    """
-    s = s or settings
-    create_topics(s.bootstrap, s.topics(), s.partitions)
-    create_compacted_topic(s.bootstrap, changelog_topic_name(), s.partitions)
-
-
-def create_compacted_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` compacted, unless it exists (an existing one is left as it is)."""
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    from ecgmon.stack import kafka_admin
-
-    admin = kafka_admin(bootstrap)
-    try:
-        if topic not in set(admin.list_topics()):
-            new = NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([new])
-    finally:
-        admin.close()
-
-
-from streams import agents  # noqa: E402,F401  - registers the agents on ``app``

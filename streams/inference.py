@@ -19,7 +19,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,6 @@ class Result:
     lead_off: bool
     lines: list[points.Line]
     reconstruction: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _rounded(x: np.ndarray, decimals: int = 4) -> list[float]:
@@ -87,7 +86,7 @@ class Inference:
         self.settings = settings
         self.classifier = classifier
         self.reconstructor = reconstructor
-        self.device = settings.resolved_device()
+        self.device = registry.resolve_device(settings.device)
         self.cuda = self.device.startswith("cuda")
         self.classifier_bf16 = not self.cuda and cpu_bf16_wanted(settings.classifier_precision)
         self.model_tag = f"{classifier.name}:{classifier.version}"
@@ -98,7 +97,7 @@ class Inference:
         """Load the classifier (and the reconstructor unless the policy is ``never``) by registry name."""
         threads = settings.torch_threads or max(1, (os.cpu_count() or 1) - 1)  # one core for the event loop
         torch.set_num_threads(threads)
-        device = settings.resolved_device()
+        device = registry.resolve_device(settings.device)
         classifier = registry.load(
             settings.classifier, device=device, weights=settings.model_weights, mc_mode=settings.classifier_mc_mode
         )

@@ -25,23 +25,23 @@ Lead-off is a flat line (peak-to-peak below ``flat_mv``) or saturation (more tha
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
+from functools import partial
 
-import neurokit2 as nk
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfiltfilt, welch
+from scipy.signal import butter, sosfiltfilt, welch
 from scipy.stats import kurtosis
 
-FLAT_MV = 0.05
-"""Default peak-to-peak below which a window is a flat line (``Settings.lead_off_flat_mv``)."""
-CLIP_FRACTION = 0.2
-"""Default share of samples pinned at the extremes that means saturation (``Settings.lead_off_clip_fraction``)."""
+from ecgmon import dsp
+from ecgmon.dsp import r_peaks
+
 PEAK_METHOD = "neurokit"
 """NeuroKit2 R-peak detector: about 1 ms per 10 s window, robust on single-lead ambulatory ECG."""
 _BAND_HZ = (0.5, 40.0)
+
+resample = partial(dsp.resample, dtype=np.float32)
+"""``ecgmon.dsp.resample`` to float32, what the models and the waveform encoder take."""
 _KSQI_RANGE = (3.0, 5.0)
 _PSQI_GOOD = (0.5, 0.85)
 _PSQI_ZERO = (0.25, 1.0)
@@ -54,8 +54,7 @@ class Prepared:
 
     ``x [n, model_window_samples]`` lead I in mV at the model rate; ``hr_bpm [n]`` (NaN with fewer
     than 2 beats); ``sqi [n]`` in [0, 1]; ``rr_s`` RR intervals in s per window; ``max_rr_s [n]`` the
-    longest RR including the gaps to the window edges (NaN without beats); ``lead_off [n]``;
-    ``r_peaks`` R-peak sample indices per window at its source rate.
+    longest RR including the gaps to the window edges (NaN without beats); ``lead_off [n]``.
     """
 
     x: np.ndarray
@@ -64,16 +63,6 @@ class Prepared:
     rr_s: list[np.ndarray]
     max_rr_s: np.ndarray
     lead_off: np.ndarray
-    r_peaks: list[np.ndarray]
-
-
-def resample(x: np.ndarray, fs_hz: float, fs_out_hz: float) -> np.ndarray:
-    """Resample ``x [..., samples]`` from ``fs_hz`` to ``fs_out_hz`` along the last axis (polyphase)."""
-    if math.isclose(fs_hz, fs_out_hz):
-        return np.asarray(x, dtype=np.float32)
-    ratio = Fraction(fs_out_hz / fs_hz).limit_denominator(1000)
-    y = resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator, axis=-1)
-    return y.astype(np.float32)
 
 
 def fit_length(x: np.ndarray, samples: int) -> np.ndarray:
@@ -112,24 +101,13 @@ def signal_quality(raw: np.ndarray, filtered: np.ndarray, fs_hz: float) -> np.nd
     return np.asarray(k_sqi * (p_sqi + bas_sqi) / 2.0)
 
 
-def lead_off(raw: np.ndarray, *, flat_mv: float = FLAT_MV, clip_fraction: float = CLIP_FRACTION) -> np.ndarray:
+def lead_off(raw: np.ndarray, *, flat_mv: float, clip_fraction: float) -> np.ndarray:
     """``[n]`` bool: flat line (peak-to-peak < ``flat_mv``) or saturated (``clip_fraction`` at the extremes)."""
     hi = raw.max(axis=-1, keepdims=True)
     lo = raw.min(axis=-1, keepdims=True)
     flat = (hi - lo)[:, 0] < flat_mv
     pinned = ((raw == hi) | (raw == lo)).mean(axis=-1)
     return np.asarray(flat | (pinned > clip_fraction))
-
-
-def r_peaks(filtered: np.ndarray, fs_hz: float) -> np.ndarray:
-    """R-peak sample indices of one band-passed window ``filtered [k]`` at ``fs_hz`` (NeuroKit2)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            found = nk.ecg_findpeaks(filtered, sampling_rate=int(round(fs_hz)), method=PEAK_METHOD)["ECG_R_Peaks"]
-        except (ValueError, IndexError, ZeroDivisionError):  # NeuroKit2 fails on windows without structure
-            return np.zeros(0, dtype=np.int64)
-    return np.asarray(found, dtype=np.int64)
 
 
 def rhythm(peaks: np.ndarray, n_samples: int, fs_hz: float) -> tuple[np.ndarray, float, float]:
@@ -148,12 +126,13 @@ def prepare_batch(
     *,
     model_fs_hz: float,
     model_window_samples: int,
-    flat_mv: float = FLAT_MV,
-    clip_fraction: float = CLIP_FRACTION,
+    flat_mv: float,
+    clip_fraction: float,
 ) -> Prepared:
     """Prepare windows ``samples[i] [k_i]`` (mV at ``fs_hz[i]``) for the models and the alert engine.
 
-    Windows that share a rate and length are filtered and resampled together in one call.
+    Windows that share a rate and length are filtered and resampled together in one call. The
+    lead-off thresholds come from ``Settings.lead_off_flat_mv`` and ``lead_off_clip_fraction``.
     """
     n = len(samples)
     if len(fs_hz) != n:
@@ -164,7 +143,6 @@ def prepare_batch(
     max_rr = np.full(n, np.nan)
     off = np.zeros(n, dtype=bool)
     rr_list: list[np.ndarray] = [np.zeros(0)] * n
-    peaks_list: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
     groups: dict[tuple[float, int], list[int]] = {}
     for i, (s, fs) in enumerate(zip(samples, fs_hz, strict=True)):
         groups.setdefault((float(fs), int(np.shape(s)[0])), []).append(i)
@@ -175,8 +153,7 @@ def prepare_batch(
         sqi[idx] = signal_quality(raw, filtered, fs)
         off[idx] = lead_off(raw, flat_mv=flat_mv, clip_fraction=clip_fraction)
         for row, i in enumerate(idx):
-            peaks = np.zeros(0, dtype=np.int64) if off[i] else r_peaks(filtered[row], fs)
+            peaks = np.zeros(0, dtype=np.int64) if off[i] else r_peaks(filtered[row], fs, method=PEAK_METHOD)
             rr_list[i], hr[i], max_rr[i] = rhythm(peaks, length, fs)
-            peaks_list[i] = peaks
     sqi[off] = 0.0
-    return Prepared(x=x, hr_bpm=hr, sqi=sqi, rr_s=rr_list, max_rr_s=max_rr, lead_off=off, r_peaks=peaks_list)
+    return Prepared(x=x, hr_bpm=hr, sqi=sqi, rr_s=rr_list, max_rr_s=max_rr, lead_off=off)

@@ -11,10 +11,12 @@ about one batch) are not reconstructed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import get_args
 
-Policy = Literal["every", "every_k", "alert_open", "never"]
-POLICIES: tuple[Policy, ...] = ("every", "every_k", "alert_open", "never")
+from ecgmon.settings import ReconstructionPolicy
+
+Policy = ReconstructionPolicy
+POLICIES: tuple[Policy, ...] = get_args(ReconstructionPolicy)
 NON_RHYTHM_ALERTS = frozenset({"technical"})
 """Alert types that do not call for a 12-lead view (a lead-off signal reconstructs to noise)."""
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from ecgmon.errors import SinkError
+from ecgmon.influx import write_retriable
 from ecgmon.settings import Settings
 from streams.points import Line, count_points, render_body
 
@@ -229,5 +230,4 @@ class InfluxSink:
             raise SinkError(
                 f"InfluxDB at {self.url} is unreachable: {type(exc).__name__} {exc}.", retriable=True
             ) from None
-        retriable = resp.status >= 500 or resp.status == 429
-        raise SinkError(f"InfluxDB answered {resp.status}: {detail}", retriable=retriable)
+        raise SinkError(f"InfluxDB answered {resp.status}: {detail}", retriable=write_retriable(resp.status, detail))

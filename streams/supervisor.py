@@ -15,7 +15,7 @@ own inference executor. This supervisor only starts, watches and stops them; it 
 * SIGTERM or SIGINT to the supervisor sends SIGTERM to every process, then SIGKILL after
   ``stop_grace_s`` for any still running.
 * Readiness: each process writes ``worker-<app id>.<pid>.ready`` when it has its partitions;
-  once every current process has, the supervisor writes ``worker-<app id>.processes.ready``
+  once every current process has, the supervisor writes ``worker-<app id>.ready``
   (the pids, one line; removed on stop). The last process to join completed a rebalance that
   included all the others, so the group is then whole (until a process dies or joins again).
 """
@@ -80,13 +80,13 @@ class Supervisor:
         self.restart_delay_s = restart_delay_s
         self.min_uptime_s = min_uptime_s
         self.exit_code = 0
-        self.group_ready = settings.state_dir / f"worker-{settings.app_id}.processes.ready"
+        self.group_ready = settings.worker_ready_path()
         self.children: dict[int, _Child] = {}
         self.restarts = 0
         self._stopping = False
 
     def _child_ready(self, pid: int) -> bool:
-        return (self.settings.state_dir / f"worker-{self.settings.app_id}.{pid}.ready").exists()
+        return self.settings.worker_ready_path(pid).exists()
 
     def _check_ready(self) -> None:
         pids = [c.proc.pid for c in self.children.values() if c.proc.poll() is None]
@@ -130,9 +130,7 @@ class Supervisor:
                     self.stop()
                     break
                 log.error("Worker process %d (pid %d) exited with %s; restarting it.", index + 1, child.proc.pid, code)
-                (self.settings.state_dir / f"worker-{self.settings.app_id}.{child.proc.pid}.ready").unlink(
-                    missing_ok=True
-                )
+                self.settings.worker_ready_path(child.proc.pid).unlink(missing_ok=True)
                 time.sleep(self.restart_delay_s)
                 if not self._stopping:
                     self.restarts += 1
@@ -145,10 +143,10 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
                 child.proc.wait()
-            (self.settings.state_dir / f"worker-{self.settings.app_id}.{child.proc.pid}.ready").unlink(missing_ok=True)
+            self.settings.worker_ready_path(child.proc.pid).unlink(missing_ok=True)
         return self.exit_code
 
 
 def worker_argv(log_level: str) -> list[str]:
     """The command line of one worker process (this interpreter, ``ecgmon worker``)."""
-    return [sys.executable, "-m", "ecgmon.cli.main", "worker", "--log-level", log_level]
+    return [sys.executable, "-m", "tools.cli.main", "worker", "--log-level", log_level]

@@ -6,13 +6,9 @@ Never the default ports, so a developer's running stack is never touched.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +17,15 @@ import pytest
 from ecgmon import stack
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
+from tools.processes import WorkerProcess, stack_env
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def stop_process_group(proc: subprocess.Popen[bytes] | None, timeout_s: float = 30) -> None:
-    """SIGTERM a subprocess started with ``start_new_session=True`` and its children; SIGKILL after ``timeout_s``."""
-    if proc is None or proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def eval_mini_cinc2017(source: Path, rows: list[str], folder: Path) -> dict[str, Any]:
     """``ecgmon eval classifier`` (student vs baseline, ``auto`` aggregation) on the ``name,label`` ``rows``
     of ``source`` copied into ``folder``, laid out like cinc2017; returns the JSON it wrote."""
-    from ecgmon.cli.classifier import evaluate
+    from tools.cli.classifier import evaluate
 
     folder.mkdir()
     for row in rows:
@@ -65,40 +50,40 @@ def eval_mini_cinc2017(source: Path, rows: list[str], folder: Path) -> dict[str,
     return result
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> None:
-    """Poll ``condition`` until it is true; fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+TEST_WORKER_ENV = {
+    "ECGMON_MODEL_WEIGHTS": "0",  # untrained models: these tests check wiring and delivery, not accuracy
+    "ECGMON_MC_SAMPLES": "1",
+    "ECGMON_TORCH_THREADS": "1",
+    "ECGMON_RECONSTRUCTION_POLICY": "never",
+    "ECGMON_HEALTH_INTERVAL_S": "1",
+    "ECGMON_LOG_LEVEL": "info",
+    "ECGMON_INFLUX_RETRY_MAX_S": "1",
+    "ECGMON_INFLUX_BUFFER_POINTS": "20000",  # an outage fills it in seconds: back-pressure is exercised
+    # Tansu makes a join wait about the rebalance timeout, and forgets a stopped member only after
+    # its session times out: short ones keep restart and takeover tests short.
+    "ECGMON_KAFKA_SESSION_TIMEOUT_S": "10",
+    "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": "10",
+    "ECGMON_SIM_ARTEFACT_RATE_PER_H": "90",  # lead-off and noise spans: technical alerts open and resolve
+}
+"""What every test worker (and its simulator) runs with, unless a test overrides it."""
+
+WORKER_READY_S = 150.0
+"""How long a test waits for a worker to join its group (models load and Tansu's join wait on 2 shared cores)."""
 
 
-def subprocess_env(s: Settings, name: str, **overrides: str) -> dict[str, str]:
-    """Environment for an ``ecgmon`` subprocess on the test stack with ``s``'s app id and topics.
+def make_worker(s: Settings, name: str, log_dir: Path, **overrides: str) -> WorkerProcess:
+    """An ``ecgmon worker`` (not started) on the test stack with ``s``'s app id and topics.
 
-    Any ``ECGMON_*`` of the calling shell is dropped; ``overrides`` (``ECGMON_...=value``) come last.
+    Nothing of the calling shell's ``ECGMON_*`` reaches it; ``TEST_WORKER_ENV``, then ``overrides``.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECGMON_")}
-    env.update(
-        {
-            "ECGMON_STATE_DIR": str(s.state_dir),
-            "ECGMON_KAFKA_PORT": str(s.kafka_port),
-            "ECGMON_INFLUX_PORT": str(s.influx_port),
-            "ECGMON_WEB_PORT": str(s.web_port),
-            "ECGMON_PARTITIONS": str(s.partitions),
-            "ECGMON_APP_ID": s.app_id,
-            "ECGMON_WORKER_NAME": name,
-            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
-            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
-            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
-            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
-            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
-            **overrides,
-        }
+    return WorkerProcess(
+        s, log_dir / f"{name}.log", name=name, inherit=False, overrides={**TEST_WORKER_ENV, **overrides}
     )
-    return env
+
+
+def sibling_env(s: Settings, name: str, **overrides: str) -> dict[str, str]:
+    """The environment of another ``ecgmon`` subprocess (a simulator) beside ``make_worker``."""
+    return stack_env(s, name, inherit=False, overrides={**TEST_WORKER_ENV, **overrides})
 
 
 @pytest.fixture(scope="session")

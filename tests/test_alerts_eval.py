@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ecgmon.cli.main import app
 from ecgmon.settings import Settings
-from streams.alert_eval.run import EvalOptions, collect, report
-from streams.evaluate_alerts import Evidence, Truth, evaluate_settings, replay_af, score_record, summarise
+from tools.cli.main import app
+from tools.evaluation.alerts.run import EvalOptions, collect, report
+from tools.evaluation.alerts.scoring import Evidence, Truth, evaluate_settings, replay_af, score_record, summarise
 
 KEYS = {"records", "episodes", "detected", "sensitivity", "median_onset_delay_s", "false_alerts_per_hour"}
 LTAF_KEYS = KEYS | {"hours", "af_burden_error_pp", "per_record", "by_evidence", "windows_per_s"}
@@ -119,7 +119,7 @@ def test_classifier_evidence_wiring(data_dir: Path) -> None:
 
 
 def test_tuning_chooses_the_most_sensitive_point_within_the_limits(tmp_path: Path) -> None:
-    from streams.alert_eval.tune import choose, grid, plot_tradeoff
+    from tools.evaluation.alerts.tune import choose, grid, plot_tradeoff
 
     def row(mode: str, sens: float, fph: float, delay: float) -> dict:
         return {"settings": {"alert_af_evidence": mode, "alert_af_k": 3, "alert_af_n": 4, "alert_af_resolve_m": 3},

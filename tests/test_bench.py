@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ecgmon.cli.bench import _numbers
 from ecgmon.errors import ConfigError
-from streams.bench.report import p99_at, realtime_windows_per_s
+from tools.bench.report import p99_at, realtime_windows_per_s
+from tools.cli.bench import _numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
@@ -76,7 +76,7 @@ def test_bench_writes_json_and_png(tmp_path: Path) -> None:
     )
     out, png = tmp_path / "bench.json", tmp_path / "latency.png"
     before = _stack_dirs()
-    argv = [sys.executable, "-m", "ecgmon.cli.main", "bench", "--loads", "6", "--duration-s", "4"]
+    argv = [sys.executable, "-m", "tools.cli.main", "bench", "--loads", "6", "--duration-s", "4"]
     argv += ["--torch-threads", "1", "--speed", "40", "--model-min-s", "0.2", "--json", str(out), "--png", str(png)]
     proc = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,7 +100,7 @@ def test_bench_payloads_keep_windows_beyond_the_int16_range() -> None:
     import numpy as np
 
     from ecgmon.contracts import Window, decode_window
-    from streams.bench.pipeline import prepare_payloads
+    from tools.bench.pipeline import prepare_payloads
 
     calm = Window("p-1", "d-1", 0, 0, 250.0, np.full(2500, 0.5, dtype=np.float32))
     burst = Window("p-1", "d-1", 1, 10**10, 250.0, np.linspace(-40.0, 40.0, 2500, dtype=np.float32))

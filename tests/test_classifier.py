@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 
 from ecgmon.errors import ConfigError, DataError, ModelError
-from models.classifier.builders import weights_path
 from models.classifier.evaluate import record_probs
 from models.classifier.preprocess import preprocess_windows, record_windows
 from models.datasets.labels import ludb_label, ptbxl_label, to_class
 from models.interfaces import CLASSES, Classifier
 from models.registry import list_models, load
-from tests.conftest import eval_mini_cinc2017
+from tests.conftest import (
+    DATA,
+    eval_mini_cinc2017,
+)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CINC = DATA / "cinc2017"
 CARD = Path(__file__).resolve().parents[1] / "models" / "weights" / "classifier_CARD.md"
 KINDS = ("teacher", "student", "baseline")
@@ -58,8 +59,6 @@ def test_unknown_model_is_named() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_committed_weights_match_card(kind: str) -> None:
-    if not weights_path(kind).is_file():
-        pytest.skip(f"{weights_path(kind).name} not trained yet")
     model = load(kind)
     assert (model.fs_hz, model.window_samples, tuple(model.classes)) == (100.0, 1000, CLASSES)
     card = CARD.read_text()
@@ -78,8 +77,6 @@ def test_committed_weights_match_card(kind: str) -> None:
 
 @needs_cinc
 def test_student_is_sane_on_real_held_out_records() -> None:
-    if not weights_path("student").is_file():
-        pytest.skip("student weights not trained yet")
     from models.classifier.data import read_record_list
     from models.datasets.cinc2017 import load_cinc2017, read_reference
 
@@ -124,8 +121,6 @@ def test_preprocess_is_unit_free_and_pads_short_records() -> None:
 
 @needs_cinc
 def test_eval_json_has_required_keys(tmp_path: Path) -> None:
-    if not (weights_path("student").is_file() and weights_path("baseline").is_file()):
-        pytest.skip("student/baseline weights not trained yet")
 
     rows = (CINC / "REFERENCE.csv").read_text().splitlines()
     picked = (
@@ -144,7 +139,7 @@ def test_eval_json_has_required_keys(tmp_path: Path) -> None:
 
 
 def test_eval_rejects_unknown_dataset(tmp_path: Path) -> None:
-    from ecgmon.cli.classifier import evaluate
+    from tools.cli.classifier import evaluate
 
     with pytest.raises(ConfigError):
         evaluate(

@@ -17,20 +17,17 @@ from models.classifier.aggregate import (
     mean_rule,
     record_features,
 )
-from models.classifier.builders import weights_path
 from models.classifier.rr_features import RR_FEATURES, rr_features, rr_features_from_peaks
 from models.interfaces import CLASSES
 from models.registry import load
-from tests.conftest import eval_mini_cinc2017
+from tests.conftest import (
+    DATA,
+    eval_mini_cinc2017,
+)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CINC = DATA / "cinc2017"
 VAL_LIST = AGGREGATOR_PATH.parent / "classifier_cinc2017_val_records.txt"
 needs_cinc = pytest.mark.skipif(not (CINC / "REFERENCE.csv").is_file(), reason="shared cinc2017 folder absent")
-needs_weights = pytest.mark.skipif(
-    not (weights_path("student").is_file() and weights_path("baseline").is_file() and AGGREGATOR_PATH.is_file()),
-    reason="student/baseline weights or aggregator not present",
-)
 
 
 def _held_out(per_class: int) -> list[str]:
@@ -78,7 +75,6 @@ def test_mean_and_max_rules() -> None:
     np.testing.assert_allclose(max_rule([a])[0], [0.9 / 1.6, 0.0, 0.7 / 1.6, 0.0])
 
 
-@needs_weights
 def test_shipped_aggregator_loads_and_is_tied_to_the_weights(tmp_path: Path) -> None:
     for name in ("student", "baseline"):
         agg = load_aggregator(name, load(name).version)
@@ -94,7 +90,6 @@ def test_shipped_aggregator_loads_and_is_tied_to_the_weights(tmp_path: Path) -> 
 
 
 @needs_cinc
-@needs_weights
 def test_features_are_finite_on_real_records() -> None:
     from models.classifier.evaluate import load_records, rr_matrix, window_probs
 
@@ -109,7 +104,6 @@ def test_features_are_finite_on_real_records() -> None:
 
 
 @needs_cinc
-@needs_weights
 def test_eval_with_the_aggregator_keeps_the_schema(tmp_path: Path) -> None:
     names = _held_out(3)
     ref = dict(r.split(",") for r in (CINC / "REFERENCE.csv").read_text().split())

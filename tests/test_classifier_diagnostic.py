@@ -16,8 +16,8 @@ from ecgmon.errors import DataError
 from models.classifier.data import code_targets, code_vocabulary
 from models.classifier.nets import NetConfig, TeacherNet
 from models.datasets.ptbxl import read_scp_codes
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CODE = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/", min_size=1, max_size=6)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.classifier_seed_summary import main, summarise
+from tools.scripts.classifier_seed_summary import main, summarise
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
 REPORTS = {"0": WEIGHTS / "classifier_aggregator_cv.json", "1": WEIGHTS / "classifier_aggregator_cv_seed1.json"}

@@ -7,7 +7,7 @@ import sys
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ecgmon.cli.main", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "tools.cli.main", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_the_commands() -> None:
@@ -27,7 +27,7 @@ def test_settings_masks_secrets() -> None:
 
     env = {**os.environ, "ECGMON_INFLUX_TOKEN": "s3cr3t-token", "COLUMNS": "250"}
     result = subprocess.run(
-        [sys.executable, "-m", "ecgmon.cli.main", "settings"], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "tools.cli.main", "settings"], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0
     assert "ECGMON_ALERT_BRADY_BPM" in result.stdout

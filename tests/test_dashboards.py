@@ -32,10 +32,10 @@ from dashboards.queries import (
     unresolved_variables,
 )
 from dashboards.validate import validate_alert_rules, validate_dashboard
-from ecgmon.cli.main import app
 from ecgmon.errors import ConfigError
 from ecgmon.influx import InfluxClient, line
 from ecgmon.stack import free_port
+from tools.cli.main import app
 
 # --- files ---------------------------------------------------------------------------------------
 

@@ -12,8 +12,7 @@ import pytest
 from ecgmon.errors import DataError
 from models.datasets.ptbxl import load_ptbxl100, load_ptbxl_z
 from models.datasets.wfdb12 import load_cinc2021, load_cpsc2018, load_ludb
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from tests.conftest import DATA
 
 
 def _subset_ptbxl(src: Path, dst: Path, split: str, suffix: str, rows: int) -> None:

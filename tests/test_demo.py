@@ -82,7 +82,7 @@ def demo_run(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
     prefix = f"demo{os.getpid()}x{free_port()}"
     report_dir = tmp_path_factory.mktemp("demo-report")
     t_from_ms = int(time.time() * 1000) - (DURATION_S + 20) * 1000
-    argv = [sys.executable, "-m", "ecgmon.cli.main", "demo", "--patients", str(PATIENTS), "--duration",
+    argv = [sys.executable, "-m", "tools.cli.main", "demo", "--patients", str(PATIENTS), "--duration",
             str(DURATION_S), "--speed", "15", "--seed", "11", "--no-live", "--report", str(report_dir)]  # fmt: skip
     done = subprocess.run(argv, env=_env(stack_settings, prefix), cwd=ROOT, capture_output=True, text=True, timeout=300)
     logs = report_dir / "logs"
@@ -176,7 +176,7 @@ def test_panels_see_every_demo_patient(demo_run: DemoRun) -> None:
 
 
 def test_start_stack_reports_only_the_parts_it_started(tmp_path: Path) -> None:
-    from ecgmon.cli.demo import start_stack
+    from tools.cli.demo import start_stack
 
     s = Settings(state_dir=tmp_path, kafka_port=free_port(), influx_port=free_port(), partitions=1)
     try:

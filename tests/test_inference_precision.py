@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,8 +9,11 @@ from ecgmon.settings import Settings
 from models.datasets.cinc2017 import load_cinc2017
 from streams.inference import Inference, cpu_bf16_wanted
 from streams.preprocess import prepare_batch
+from tests.conftest import DATA
 
-CINC2017 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cinc2017"
+CINC2017 = DATA / "cinc2017"
+
+LEAD_OFF = {"flat_mv": Settings().lead_off_flat_mv, "clip_fraction": Settings().lead_off_clip_fraction}
 
 
 def test_explicit_precisions_are_obeyed_and_auto_is_a_choice() -> None:
@@ -34,7 +35,7 @@ def test_bf16_keeps_the_labels_of_real_windows() -> None:
         names = [line.split(",")[0] for line in f][:40]
     data = load_cinc2017(CINC2017, 300.0, names)
     windows = [s[: 300 * 10] for s in data.signals if len(s) >= 300 * 10]
-    x = prepare_batch(windows, [300.0] * len(windows), model_fs_hz=100.0, model_window_samples=1000).x
+    x = prepare_batch(windows, [300.0] * len(windows), model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF).x
     a = fp32.classify(x).probs
     b = bf16.classify(x).probs
     agree = float((a.argmax(1) == b.argmax(1)).mean())

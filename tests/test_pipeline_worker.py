@@ -1,8 +1,7 @@
 """A real ``ecgmon worker`` on the real broker and influxd: windows in, outputs out, bad input dead-lettered.
 
 One worker subprocess serves both checks (it takes ~20-30 s to join its group), with its own app id
-and topics. It loads the committed weights when they exist, else untrained models of the same
-architecture (``ECGMON_MODEL_WEIGHTS=0``): this test is about the wiring, not the model's accuracy.
+and topics. It loads the committed weights, so a deleted weight file fails here rather than hiding.
 """
 
 from __future__ import annotations
@@ -10,10 +9,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import neurokit2 as nk
 import numpy as np
@@ -24,12 +20,11 @@ from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Wind
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
-from tests.conftest import stop_process_group, subprocess_env, wait_for
+from tests.conftest import WORKER_READY_S, make_worker
+from tools.processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "models" / "weights"
 MAX_BYTES = 65_536
 PATIENTS = 5
 WINDOWS = 4  # per patient: 3 before the malformed messages, 1 after
@@ -41,63 +36,13 @@ def _settings(stack: Settings, prefix: str) -> Settings:
     return stack.namespaced(prefix).model_copy(update={"max_message_bytes": MAX_BYTES, "web_port": free_port()})
 
 
-def _env(s: Settings) -> dict[str, str]:
-    weights = (WEIGHTS / "classifier_student.pt").exists() and (WEIGHTS / "reconstructor_dual_branch.pt").exists()
-    return subprocess_env(
-        s,
-        s.app_id,
-        ECGMON_MAX_MESSAGE_BYTES=str(MAX_BYTES),
-        ECGMON_MODEL_WEIGHTS="1" if weights else "0",
-        ECGMON_MC_SAMPLES="2",
-        ECGMON_TORCH_THREADS="1",
-        ECGMON_RECONSTRUCTION_POLICY="every_k",
-        ECGMON_RECONSTRUCTION_EVERY_K="2",
-        ECGMON_HEALTH_INTERVAL_S="1",
-        ECGMON_LOG_LEVEL="info",
-        # Tansu makes a join wait about the rebalance timeout, and forgets a stopped member only
-        # after its session times out: short ones keep the restart test short.
-        ECGMON_KAFKA_SESSION_TIMEOUT_S="10",
-        ECGMON_KAFKA_REBALANCE_TIMEOUT_S="10",
-    )
-
-
-class WorkerProcess:
-    """One ``ecgmon worker`` subprocess for settings ``s``; ``start`` waits for its readiness file."""
-
-    def __init__(self, s: Settings, log_path: Path) -> None:
-        self.s = s
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def start(self) -> None:
-        ready = self.s.state_dir / f"worker-{self.s.app_id}.ready"
-        ready.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ecgmon.cli.main", "worker"],
-                env=_env(self.s),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        proc = self.proc
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker exited with {proc.returncode}:\n{self.log_tail()}")
-            return ready.exists()
-
-        wait_for(up, timeout_s=150, interval_s=0.5, what="the worker's readiness file")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
+PIPELINE_ENV = {
+    "ECGMON_MAX_MESSAGE_BYTES": str(MAX_BYTES),
+    "ECGMON_MODEL_WEIGHTS": "1",  # the committed weights: a deleted weight file fails this test
+    "ECGMON_MC_SAMPLES": "2",
+    "ECGMON_RECONSTRUCTION_POLICY": "every_k",
+    "ECGMON_RECONSTRUCTION_EVERY_K": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +50,9 @@ def worker(stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     """A running worker (subprocess) with fresh topics and app id."""
     s = _settings(stack_settings, f"w{os.getpid()}x{free_port()}")
     create_topics(s.bootstrap, s.topics(), s.partitions)
-    w = WorkerProcess(s, tmp_path_factory.mktemp("worker") / "worker.log")
+    w = make_worker(s, s.app_id, tmp_path_factory.mktemp("worker"), **PIPELINE_ENV)
     try:
-        w.start()
+        w.start().wait_ready(WORKER_READY_S)
         yield w
     finally:
         w.stop()
@@ -161,7 +106,7 @@ def _consume(s: Settings, topic: str, want: int) -> list[tuple[bytes | None, byt
         return len(out) >= want
 
     try:
-        wait_for(more, timeout_s=90, interval_s=0.1, what=f"{want} records on {topic}")
+        wait_until(more, timeout_s=90, interval_s=0.1, what=f"{want} records on {topic}")
     finally:
         consumer.close()
     return out
@@ -211,7 +156,7 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
         counts = {r["tags"]["patient_id"]: r["values"][0][1] for r in rows}
         return counts == {p: WINDOWS for p in patients}
 
-    wait_for(all_in_influx, timeout_s=120, interval_s=0.5, what="predictions of every patient in InfluxDB")
+    wait_until(all_in_influx, timeout_s=120, interval_s=0.5, what="predictions of every patient in InfluxDB")
     every = [
         Prediction.from_bytes(v) for _, v in _consume(s, s.topic_predictions, PATIENTS * WINDOWS + FLAT + DUPLICATE)
     ]
@@ -251,9 +196,9 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
     assert all(p.sqi == 0.0 and p.hr_bpm is None for p in flat_pred)
     assert sorted(p.seq for p in flat_pred) == [0, 1, 1, 2]  # the duplicate is re-emitted, and nothing else
     flat_points = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id = '{flat}'"
-    wait_for(lambda: influx.count(flat_points) == FLAT, timeout_s=30, what="one point per flat window")
+    wait_until(lambda: influx.count(flat_points) == FLAT, timeout_s=30, what="one point per flat window")
     query = f"SELECT COUNT(severity) FROM alert WHERE patient_id = '{flat}' AND type = 'technical'"
-    wait_for(lambda: influx.count(query) == 1, timeout_s=30, what="the technical alert in InfluxDB")
+    wait_until(lambda: influx.count(query) == 1, timeout_s=30, what="the technical alert in InfluxDB")
 
     # The worker reports on itself, and commits offsets once outputs are written.
     def health() -> bool:
@@ -264,7 +209,7 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
             r["values"][0][1] == PATIENTS * WINDOWS + FLAT + DUPLICATE and r["values"][0][2] == len(bad) for r in rows
         )
 
-    wait_for(health, timeout_s=30, what="a pipeline point counting every window and dead letter")
+    wait_until(health, timeout_s=30, what="a pipeline point counting every window and dead letter")
     admin = kafka_admin(s.bootstrap)
     try:
 
@@ -274,7 +219,7 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
             total = sum(max(o.offset, 0) for o in offsets.values())
             return bool(total == PATIENTS * WINDOWS + FLAT + DUPLICATE + len(bad))
 
-        wait_for(committed, timeout_s=30, interval_s=0.5, what="committed offsets of every record")
+        wait_until(committed, timeout_s=30, interval_s=0.5, what="committed offsets of every record")
     finally:
         admin.close()
 
@@ -284,9 +229,9 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
         )
         return any(r["values"][0][1] == 0 for r in rows)
 
-    wait_for(caught_up, timeout_s=30, what="a pipeline point with no consumer lag")
+    wait_until(caught_up, timeout_s=30, what="a pipeline point with no consumer lag")
     json.dumps([p.probs for p in preds])  # records stay JSON-able
-    assert worker.alive(), f"worker died:\n{worker.log_tail()}"
+    assert worker.alive(), f"worker died:\n{worker.tail()}"
 
 
 def test_alert_state_survives_a_worker_restart(worker: WorkerProcess, influx: InfluxClient) -> None:
@@ -306,15 +251,15 @@ def test_alert_state_survives_a_worker_restart(worker: WorkerProcess, influx: In
         producer.send(s.topic_windows, key=patient.encode(), value=encode_window(w))
     producer.flush()
     query = f"SELECT COUNT(severity) FROM alert WHERE patient_id = '{patient}' AND type = 'technical'"
-    wait_for(lambda: influx.count(query) == 1, timeout_s=60, what="the technical alert before the restart")
+    wait_until(lambda: influx.count(query) == 1, timeout_s=60, what="the technical alert before the restart")
 
     worker.stop()
-    worker.start()
+    worker.start().wait_ready(WORKER_READY_S)
     for seq in range(FLAT, FLAT + 3):
         producer.send(s.topic_windows, key=patient.encode(), value=encode_window(_window(patient, seq)))
     producer.flush()
     producer.close()
-    wait_for(lambda: influx.count(query) == 2, timeout_s=90, what="the technical alert's resolution after the restart")
+    wait_until(lambda: influx.count(query) == 2, timeout_s=90, what="the technical alert's resolution after restart")
     events = [Alert.from_bytes(v) for k, v in _consume(s, s.topic_alerts, 1) if k == patient.encode()]
     assert [(a.type, a.state) for a in events] == [("technical", "opened"), ("technical", "resolved")]
     assert events[0].alert_id == events[1].alert_id

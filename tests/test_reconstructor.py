@@ -14,8 +14,8 @@ import torch
 from ecgmon.errors import ConfigError, DataError
 from models import registry
 from models.interfaces import OUTPUT_LEADS, PatientMeta, Reconstructor
+from tests.conftest import DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
 NAMES = ("dual_branch", "unet", "linear")
 REQUIRED = {
@@ -125,7 +125,7 @@ def _tiny_ptbxl_z(dst: Path, rows: int = 8, *, scale: bool = False) -> Path:
 
 
 def test_eval_command_writes_required_keys(tmp_path: Path) -> None:
-    from ecgmon.cli.reconstructor import evaluate
+    from tools.cli.reconstructor import evaluate
 
     folder = _tiny_ptbxl_z(tmp_path, rows=8)
     out = tmp_path / "eval.json"
@@ -140,14 +140,14 @@ def test_eval_command_writes_required_keys(tmp_path: Path) -> None:
 
 
 def test_eval_missing_folder_is_a_data_error(tmp_path: Path) -> None:
-    from ecgmon.cli.reconstructor import evaluate
+    from tools.cli.reconstructor import evaluate
 
     with pytest.raises(DataError, match="Missing file"):
         evaluate(dataset="ptbxl_z", path=tmp_path, split="nope", json_out=None, mc_samples=2, cost=False)
 
 
 def test_plot_command_writes_png(tmp_path: Path) -> None:
-    from ecgmon.cli.reconstructor import plot
+    from tools.cli.reconstructor import plot
 
     folder = _tiny_ptbxl_z(tmp_path, rows=2, scale=True)
     out = tmp_path / "rec.png"

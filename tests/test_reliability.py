@@ -7,16 +7,13 @@ health shows the outage, the worker is killed with SIGKILL and a new one started
 ``prediction`` measurement holds exactly one row per window sent, every hostile message is
 dead-lettered once, and no alert episode is duplicated (state comes back from the changelog).
 
-The helpers here (``worker_env``, ``Worker``, ``alert_episodes_ok``) also serve the scale-out test.
+The helpers here (``isolated_settings``, ``alert_episodes_ok``, ``safe_count``) also serve the scale-out test.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,11 +29,11 @@ from ecgmon.errors import SinkError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
-from tests.conftest import stop_process_group, subprocess_env, wait_for
+from tests.conftest import WORKER_READY_S, make_worker, sibling_env
+from tools.processes import Child, ecgmon_argv, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
 PATIENTS = 12
 SIM_S = 240
 SPEED = 8
@@ -47,71 +44,6 @@ OUTAGE_S = 15
 def isolated_settings(base: Settings, prefix: str) -> Settings:
     """``base`` with this test's own app id and topics."""
     return base.namespaced(prefix).model_copy(update={"web_port": free_port()})
-
-
-def worker_env(s: Settings, name: str) -> dict[str, str]:
-    """Environment of a worker or simulator subprocess for settings ``s``; untrained models (wiring, not accuracy)."""
-    return subprocess_env(
-        s,
-        name,
-        ECGMON_MODEL_WEIGHTS="0",
-        ECGMON_MC_SAMPLES="1",
-        ECGMON_TORCH_THREADS="1",
-        ECGMON_RECONSTRUCTION_POLICY="never",
-        ECGMON_HEALTH_INTERVAL_S="1",
-        ECGMON_LOG_LEVEL="info",
-        ECGMON_INFLUX_RETRY_MAX_S="1",
-        ECGMON_INFLUX_BUFFER_POINTS="20000",  # an outage fills it in seconds: back-pressure is exercised
-        ECGMON_KAFKA_SESSION_TIMEOUT_S="10",
-        ECGMON_KAFKA_REBALANCE_TIMEOUT_S="10",
-        ECGMON_SIM_ARTEFACT_RATE_PER_H="90",  # lead-off and noise spans: technical alerts open and resolve
-    )
-
-
-class Worker:
-    """One ``ecgmon worker`` subprocess; each ``start`` logs to a fresh file and waits for readiness."""
-
-    def __init__(self, s: Settings, name: str, log_dir: Path) -> None:
-        self.s, self.name, self.log_dir = s, name, log_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.log_path = log_dir / f"{name}.log"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def launch(self) -> None:
-        """Start the process without waiting (see ``wait_ready``)."""
-        self.starts += 1
-        self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ecgmon.cli.main", "worker"],
-                env=worker_env(self.s, self.name),
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout_s: float = 150) -> None:
-        proc = self.proc
-        assert proc is not None
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited with {proc.returncode}:\n{self.log_text()[-3000:]}")
-            return "ecgmon worker ready" in self.log_text()
-
-        wait_for(ready, timeout_s=timeout_s, interval_s=0.5, what=f"worker {self.name} ready")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        stop_process_group(self.proc)
 
 
 def safe_count(influx: InfluxClient, query: str) -> int:
@@ -211,39 +143,18 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
 ) -> None:
     s = isolated_settings(influx_restored, f"rel{os.getpid()}x{free_port()}")
     create_topics(s.bootstrap, s.topics(), s.partitions)
-    worker = Worker(s, f"{s.app_id}-a", run_dir)
-    sim: subprocess.Popen[bytes] | None = None
+    worker = make_worker(s, f"{s.app_id}-a", run_dir)
+    sim: Child | None = None
     try:
-        worker.launch()
-        worker.wait_ready()
+        worker.start().wait_ready(WORKER_READY_S)
         summary_path = run_dir / "sim.json"
         # A recording clock of its own (far from other tests' simulated patients sim-00000...).
         start_ns = 1_000_000_000 * 10**9 + (free_port() * 7919 % 10**5) * 10**12
-        with open(run_dir / "sim.log", "wb") as sim_log:
-            sim = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ecgmon.cli.main",
-                    "simulate",
-                    "--patients",
-                    str(PATIENTS),
-                    "--duration",
-                    str(SIM_S),
-                    "--speed",
-                    str(SPEED),
-                    "--seed",
-                    "9",
-                    "--start-ns",
-                    str(start_ns),
-                    "--json",
-                    str(summary_path),
-                ],
-                env=worker_env(s, "sim"),
-                cwd=ROOT,
-                stdout=sim_log,
-                stderr=subprocess.STDOUT,
-            )
+        sim_argv = ecgmon_argv(
+            "simulate", "--patients", str(PATIENTS), "--duration", str(SIM_S), "--speed", str(SPEED),
+            "--seed", "9", "--start-ns", str(start_ns), "--json", str(summary_path),
+        )  # fmt: skip
+        sim = Child("the simulator", sim_argv, run_dir / "sim.log", sibling_env(s, "sim")).start()
         producer = KafkaProducer(bootstrap_servers=s.bootstrap)
         for key, value in hostile_messages(HOSTILE, np.random.default_rng(4)):
             producer.send(s.topic_windows, key=key, value=value)
@@ -251,14 +162,14 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
         producer.close()
         in_run = f"time >= {start_ns // 10**6 - 60_000}ms AND time <= {start_ns // 10**6 + (SIM_S + 60) * 1000}ms"
         preds = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id =~ /^sim-/ AND {in_run}"
-        wait_for(lambda: safe_count(influx, preds) > 0, timeout_s=60, what="the first windows written")
+        wait_until(lambda: safe_count(influx, preds) > 0, timeout_s=60, what="the first windows written")
 
         stack.down(influx_restored, only="influxdb")  # the outage: the sink buffers, then back-pressures
         time.sleep(OUTAGE_S)
-        assert worker.proc is not None and worker.proc.poll() is None, "the worker must survive the outage"
+        assert worker.alive(), "the worker must survive the outage"
         stack.up(influx_restored, only="influxdb")
 
-        outage = f"SELECT max(sink_down_s), max(sink_buffered_points) FROM pipeline WHERE worker = '{worker.name}'"
+        outage = f"SELECT max(sink_down_s), max(sink_buffered_points) FROM pipeline WHERE worker = '{worker.tag}'"
 
         def outage_reported() -> bool:
             try:
@@ -267,18 +178,17 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
                 return False
             return bool(rows) and (rows[0]["values"][0][1] or 0) >= OUTAGE_S / 2
 
-        wait_for(outage_reported, timeout_s=60, what="pipeline health showing the outage")
-        worker.kill9()  # mid-run, with windows in flight and unacknowledged
-        worker.name = f"{s.app_id}-b"
-        worker.launch()
-        worker.wait_ready()
-        assert sim.wait(timeout=120) == 0, (run_dir / "sim.log").read_text()[-2000:]
+        wait_until(outage_reported, timeout_s=60, what="pipeline health showing the outage")
+        worker.kill()  # mid-run, with windows in flight and unacknowledged
+        worker = make_worker(s, f"{s.app_id}-b", run_dir)
+        worker.start().wait_ready(WORKER_READY_S)
+        assert sim.proc is not None and sim.proc.wait(timeout=120) == 0, sim.tail()
         summary = json.loads(summary_path.read_text())
         sent = int(summary["windows"])
         assert sent == PATIENTS * SIM_S // 10 and summary["errors"] == 0
         patients = sorted(summary["per_patient"])
         regex = "^(" + "|".join(patients) + ")$"
-        wait_for(lambda: safe_count(influx, preds) >= sent, timeout_s=120, interval_s=1, what=f"{sent} prediction rows")
+        wait_until(lambda: safe_count(influx, preds) >= sent, timeout_s=120, interval_s=1, what=f"{sent} predictions")
         time.sleep(3)  # anything replayed late would add rows now; it must overwrite instead
         assert influx.count(preds) == sent
 
@@ -299,7 +209,6 @@ def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
         row = influx.query(outage)[0]["values"][0]
         assert row[1] >= OUTAGE_S / 2 and row[2] > 0
     finally:
-        if sim is not None and sim.poll() is None:
+        if sim is not None:
             sim.kill()
-            sim.wait()
         worker.stop()

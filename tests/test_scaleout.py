@@ -27,8 +27,9 @@ from ecgmon.contracts import Alert, Window, encode_window
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
-from tests.conftest import wait_for
-from tests.test_reliability import Worker, alert_episodes_ok, consume_all, isolated_settings, safe_count
+from tests.conftest import WORKER_READY_S, make_worker
+from tests.test_reliability import alert_episodes_ok, consume_all, isolated_settings, safe_count
+from tools.processes import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -69,13 +70,13 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
     flat = _one_per_partition(f"{s.app_id}-flat", s.partitions)
     normal = _one_per_partition(f"{s.app_id}-ok", s.partitions)
     ecg = [nk.ecg_simulate(duration=10, sampling_rate=250, heart_rate=70, random_state=i) for i in range(4)]
-    workers = [Worker(s, f"{s.app_id}-w{i}", log_dir) for i in range(2)]
+    workers = [make_worker(s, f"{s.app_id}-w{i}", log_dir) for i in range(2)]
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, linger_ms=5)
     try:
         for w in workers:
-            w.launch()
+            w.start()
         for w in workers:
-            w.wait_ready()
+            w.wait_ready(WORKER_READY_S)
 
         def both_serving() -> bool:
             rows = influx.query(
@@ -96,25 +97,24 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
             send_round(seq)
             time.sleep(ROUND_S)
         # Both workers own partitions (the patients are split) and every lead-off alert is open.
-        wait_for(both_serving, timeout_s=60, what="both workers writing windows")
+        wait_until(both_serving, timeout_s=60, what="both workers writing windows")
         opened = f"SELECT COUNT(severity) FROM alert WHERE patient_id =~ /^{s.app_id}-flat/ AND state = 'opened'"
-        wait_for(lambda: safe_count(influx, opened) == len(flat), timeout_s=60, what="every technical alert open")
+        wait_until(lambda: safe_count(influx, opened) == len(flat), timeout_s=60, what="every technical alert open")
 
         victim, survivor = workers
-        victim.kill9()
+        victim.kill()
         for seq in range(KILL_AT, JOIN_AT):
             send_round(seq)
             time.sleep(ROUND_S)
         # The survivor alone serves every patient, the killed worker's partitions included.
         last = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id =~ /^{s.app_id}-/ AND seq = {JOIN_AT - 1}"
-        wait_for(
+        wait_until(
             lambda: safe_count(influx, last) == len(flat) + len(normal),
             timeout_s=90,
             interval_s=0.5,
             what="the survivor serving every patient",
         )
-        victim.launch()  # joins again: the partitions are split again
-        victim.wait_ready()
+        victim.start().wait_ready(WORKER_READY_S)  # joins again: the partitions are split again
         for seq in range(JOIN_AT, LEAVE_AT):
             send_round(seq)
             time.sleep(ROUND_S)
@@ -125,7 +125,7 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
 
         preds = f"SELECT COUNT(sqi) FROM prediction WHERE patient_id =~ /^{s.app_id}-/"
         total = ROUNDS * (len(flat) + len(normal))
-        wait_for(
+        wait_until(
             lambda: safe_count(influx, preds) >= total, timeout_s=120, interval_s=1, what=f"{total} prediction rows"
         )
         time.sleep(3)  # a late replay would add rows now; it must overwrite instead
@@ -143,9 +143,9 @@ def test_two_workers_share_patients_and_one_takes_over_after_kill9(
         assert opened_ids == {f"{p}:technical:1" for p in flat}  # opened at the 2nd poor window, seq 1
 
         # Health shows the rebalances: the survivor lost partitions when the killed worker rejoined.
-        health = influx.query(f"SELECT max(rebalances) FROM pipeline WHERE worker = '{survivor.name}'")
+        health = influx.query(f"SELECT max(rebalances) FROM pipeline WHERE worker = '{survivor.tag}'")
         assert health and health[0]["values"][0][1] >= 1
-        assert victim.proc is not None and victim.proc.poll() is None, victim.log_text()[-3000:]
+        assert victim.alive(), victim.tail()
     finally:
         producer.close()
         for w in workers:

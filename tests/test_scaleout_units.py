@@ -12,7 +12,7 @@ import yaml
 
 from ecgmon.settings import Settings
 from streams.supervisor import Supervisor, child_env, threads_per_process
-from tests.conftest import wait_for
+from tools.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,17 +41,17 @@ def test_a_killed_process_is_restarted_and_stop_ends_all(tmp_path: Path) -> None
     )
     s = Settings(state_dir=tmp_path, stop_grace_s=1, app_id="grp")
     sup = Supervisor(s, 2, [sys.executable, "-c", code, str(tmp_path)], restart_delay_s=0.1, min_uptime_s=0)
-    group = tmp_path / "worker-grp.processes.ready"
+    group = s.worker_ready_path()
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(sup.run(install_signals=False)))
     thread.start()
     try:
-        wait_for(group.exists, timeout_s=20, what="the group readiness file")
+        wait_until(group.exists, timeout_s=20, what="the group readiness file")
         first = sup.children[0].proc
         assert set(group.read_text().split()) == {str(c.proc.pid) for c in sup.children.values()}
         os.kill(first.pid, signal.SIGKILL)
-        wait_for(lambda: sup.restarts == 1 and sup.children[0].proc is not first, timeout_s=10, what="a restart")
-        wait_for(
+        wait_until(lambda: sup.restarts == 1 and sup.children[0].proc is not first, timeout_s=10, what="a restart")
+        wait_until(
             lambda: group.exists() and str(first.pid) not in group.read_text(),
             timeout_s=20,
             what="the group file naming the restarted process",

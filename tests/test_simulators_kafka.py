@@ -136,7 +136,7 @@ def test_cli_ctrl_c_stops_cleanly_and_writes_the_summary(
     settings = _settings(stack_settings, topic_prefix)
     out = tmp_path / "summary.json"
     env = {**os.environ, "ECGMON_KAFKA_BOOTSTRAP": settings.bootstrap, "ECGMON_TOPIC_WINDOWS": settings.topic_windows}
-    cmd = [sys.executable, "-m", "ecgmon.cli.main", "simulate", "--patients", "40", "--speed", "2", "--json", str(out)]
+    cmd = [sys.executable, "-m", "tools.cli.main", "simulate", "--patients", "40", "--speed", "2", "--json", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         got = asyncio.run(_consume(settings, 3, timeout_s=60))  # it is running: windows arrive

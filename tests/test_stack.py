@@ -33,7 +33,7 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "ECGMON_INFLUX_PORT": str(settings.influx_port),
         "ECGMON_PARTITIONS": str(settings.partitions),
     }
-    cmd = [sys.executable, "-m", "ecgmon.cli.main", *args]
+    cmd = [sys.executable, "-m", "tools.cli.main", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgmon.dsp import resample
 from ecgmon.errors import DataError
 from models.classifier.preprocess import preprocess_windows
-from models.datasets.cinc2017 import load_cinc2017, read_reference, resample
+from models.datasets.cinc2017 import load_cinc2017, read_reference
 from models.datasets.labels import class_index, ptbxl_label
 
 

@@ -69,7 +69,8 @@ def load_records(
 ) -> RecordSet:
     """Lead I of every (or each listed) record in ``path`` at ``fs_hz``; with ``native``, also at its own rate."""
     if dataset == "cinc2017":
-        from models.datasets.cinc2017 import load_cinc2017, read_record_native, resample
+        from ecgmon.dsp import resample
+        from models.datasets.cinc2017 import load_cinc2017, read_record_native
 
         if not native:
             data = load_cinc2017(path, fs_hz, records)
@@ -78,7 +79,7 @@ def load_records(
 
         ref, names = listed_records(path, records)
         raw = [read_record_native(path, n) for n in names]
-        sigs = [resample(s, f, fs_hz).astype(np.float32) for s, f in raw]
+        sigs = [resample(s, f, fs_hz, dtype=np.float32) for s, f in raw]
         return RecordSet(sigs, np.array([class_index(ref[n]) for n in names]), names, raw)
     if dataset == "ludb":
         from models.datasets.wfdb12 import load_ludb
@@ -97,14 +98,6 @@ def load_records(
             nat = [(own.signals[where[n], 0].astype(np.float64), float(own.fs_hz)) for n in names]
         return RecordSet(sigs, y, names, nat)
     raise DataError(f"Unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}.")
-
-
-def load_lead_i(
-    dataset: str, path: Path, fs_hz: float, records: list[str] | None
-) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Lead I of every (or each listed) record in ``path`` at ``fs_hz`` -> (signals, classes, names)."""
-    rs = load_records(dataset, path, fs_hz, records)
-    return rs.signals, rs.y, rs.names
 
 
 def rr_matrix(native: list[tuple[np.ndarray, float]]) -> np.ndarray:

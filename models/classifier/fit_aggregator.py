@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgmon.errors import ModelError
 from models.classifier.aggregate import (
     AGGREGATOR_PATH,
     FEATURES,
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"inputs for {len(y)} records in {time.time() - t0:.0f} s")
     x = {n: np.stack([record_features(p, r) for p, r in zip(wp[n], rr, strict=True)]) for n in args.models}
     if not all(np.isfinite(v).all() for v in x.values()):
-        raise SystemExit("non-finite aggregator features; fix rr_features / aggregate before fitting")
+        raise ModelError("The aggregator features hold NaN or inf; fix rr_features or aggregate before fitting.")
     oof = cross_validate(x, y, args.folds, args.repeats, args.seed)
     print(f"cross-validated in {time.time() - t0:.0f} s")
     report: dict[str, object] = {

@@ -21,8 +21,8 @@ DATA = Path("../shared/data")
 
 def teacher_scores(data: Path, weights: Path | None = None) -> dict[str, dict[str, object]]:
     """Per-record metrics of the teacher (committed, or ``weights``) on every 12-lead folder under ``data``."""
+    from ecgmon.dsp import resample
     from models.classifier.builders import from_file
-    from models.datasets.cinc2017 import resample
     from models.datasets.ptbxl import TwelveLead, load_ptbxl100, load_ptbxl_z
     from models.datasets.wfdb12 import load_cinc2021, load_cpsc2018, load_ludb
     from models.registry import load
@@ -43,7 +43,7 @@ def teacher_scores(data: Path, weights: Path | None = None) -> dict[str, dict[st
             sets[name] = (tag, loader(data / name, fs_hz=fs, window_s=n / fs))
     out = {}
     for name, (tag, tl) in sets.items():
-        x = resample(tl.signals, tl.fs_hz, fs).astype(np.float32)
+        x = resample(tl.signals, tl.fs_hz, fs, dtype=np.float32)
         x = np.pad(x, ((0, 0), (0, 0), (0, max(0, n - x.shape[-1]))))[..., :n]
         y = np.array([class_index(to_class(tag, r)) for r in tl.rhythm])
         out[name] = score(y, teacher.predict(x).probs)

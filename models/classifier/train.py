@@ -17,7 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgmon.errors import ConfigError
 from models.classifier.data import (
     RecordBank,
     TwelveLeadSet,
@@ -41,6 +42,10 @@ from models.classifier.preprocess import preprocess_windows, record_windows
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 VAL_RECORDS_FILE = "classifier_cinc2017_val_records.txt"
+
+
+KINDS = ("teacher", "student", "baseline")
+"""The classifiers ``run`` trains: the 12-lead teacher first, then the student and its baseline."""
 
 
 @dataclass
@@ -65,6 +70,9 @@ class TrainConfig:
     feat_weight: float = 1.0
     pretrain_epochs: int = 0
     """Student only: epochs of feature loss alone (backbone + reconstruction module) before joint training."""
+    pool: str = ""
+    """Student only: a PTB-XL pool cache (``ecgmon data ptbxl-full``); when set, the ``pretrain_epochs`` run on
+    its records' lead I against the teacher's tokens of their 12 leads instead of the 2,988 training records."""
     twelve_cls_weight: float = 0.5
     diag_weight: float = 0.0
     """Teacher only: weight of the multi-label loss over PTB-XL SCP statements (0 = rhythm head alone)."""
@@ -157,8 +165,8 @@ Log = Callable[[str], None]
 
 def run(cfg: TrainConfig, log: Log = print) -> Path:
     """Train ``cfg.kind`` (resuming from its checkpoint) and write its weights; returns their path."""
-    if cfg.kind not in ("teacher", "student", "baseline"):
-        raise ValueError(f"kind must be teacher, student or baseline, got {cfg.kind!r}.")
+    if cfg.kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, not {cfg.kind!r}.")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir) / cfg.kind
@@ -307,7 +315,7 @@ def _log_epoch(
 
 
 def _pretrain_reconstruction(
-    cfg: TrainConfig, net: StudentNet, twelve_x: np.ndarray, feats: np.ndarray, log: Log
+    cfg: TrainConfig, net: StudentNet, twelve_x: np.ndarray, feats: np.ndarray, log: Log, ckpt: Path | None = None
 ) -> None:
     """Teach the backbone and reconstruction module the teacher's features before any class loss.
 
@@ -319,7 +327,8 @@ def _pretrain_reconstruction(
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(twelve_x) / cfg.batch)
     sched = _schedule(opt, steps * cfg.pretrain_epochs, int(cfg.warmup_frac * steps * cfg.pretrain_epochs))
-    for epoch in range(cfg.pretrain_epochs):
+    first = _resume(ckpt, net, opt, sched) if ckpt is not None else 0
+    for epoch in range(first, cfg.pretrain_epochs):
         rng = np.random.default_rng([cfg.seed, 10_000 + epoch])
         order = rng.permutation(len(twelve_x))
         net.train()
@@ -335,6 +344,8 @@ def _pretrain_reconstruction(
             sched.step()
             total += float(loss.detach())
         log(f"pretrain {epoch + 1}/{cfg.pretrain_epochs}: feature loss {total / steps:.4f} ({time.time() - t0:.0f} s)")
+        if ckpt is not None:
+            _checkpoint(ckpt, net, opt, sched, epoch + 1)
 
 
 def _fit_single(
@@ -371,7 +382,17 @@ def _fit_single(
     start = _resume(out / "ckpt.pt", net, opt, sched)
     if isinstance(net, StudentNet) and start == 0 and cfg.pretrain_epochs > 0:
         assert feats is not None
-        _pretrain_reconstruction(cfg, net, twelve_x, feats, log)
+        if cfg.pool:
+            from models.classifier.pool import pool_student_arrays
+
+            pool_x, pool_raw = pool_student_arrays(
+                Path(cfg.pool), teacher_path, cfg.fs_hz, samples, Path(cfg.cache_dir), log
+            )
+            pool_feats = ((pool_raw.astype(np.float32) - mu) / sd).astype(np.float32)
+            log(f"student: pre-training the reconstruction on {len(pool_x)} pool records")
+            _pretrain_reconstruction(cfg, net, pool_x, pool_feats, log, out / "pretrain_ckpt.pt")
+        else:
+            _pretrain_reconstruction(cfg, net, twelve_x, feats, log, out / "pretrain_ckpt.pt")
     w_cinc = class_weights(train_bank.y, net_cfg.n_classes)
     w_twelve = class_weights(twelve.y, net_cfg.n_classes)
     log(
@@ -421,22 +442,23 @@ def _fit_single(
     return _save_weights(cfg, net, net_cfg, {"cinc_val": score(val_bank.y, rec), "epochs": cfg.epochs})
 
 
-def main() -> None:
-    """``python -m models.classifier.train KIND [--epochs N] [--key value ...]`` (any TrainConfig field)."""
-    import sys
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """``KIND [--field value ...]``: any ``TrainConfig`` field as an option, typed and checked by argparse."""
+    import argparse
 
-    args = sys.argv[1:]
-    if not args:
-        raise SystemExit(
-            "usage: python -m models.classifier.train teacher|student|baseline [--field value ...]"
-        )
-    kw: dict[str, Any] = {}
-    types = {k: type(v) for k, v in asdict(TrainConfig(kind="x")).items()}
-    for key, val in zip(args[1::2], args[2::2], strict=True):
-        name = key.lstrip("-").replace("-", "_")
-        kw[name] = types[name](val)
-    cfg = replace(TrainConfig(kind=args[0]), **kw)
-    path = run(cfg, log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
+    parser = argparse.ArgumentParser(prog="python -m models.classifier.train", description=__doc__)
+    parser.add_argument("kind", choices=KINDS)
+    for f in fields(TrainConfig):
+        if f.name != "kind":
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
+            names = sorted({f"--{f.name}", f"--{f.name.replace('_', '-')}"})
+            parser.add_argument(*names, dest=f.name, type=kind, default=f.default)
+    return TrainConfig(**vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train one classifier from the command line (``ecgmon train classifier`` is the friendlier way)."""
+    path = run(parse_config(argv), log=lambda s: print(time.strftime("%H:%M:%S"), s, flush=True))
     print("weights:", path, flush=True)
 
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from ecgmon.dsp import resample
 from ecgmon.errors import DataError
 from models.datasets.labels import cinc2017_label
 
@@ -41,16 +40,6 @@ def read_reference(path: Path) -> dict[str, str]:
     return {r[0].strip(): cinc2017_label(r[1]) for r in rows}
 
 
-def resample(x: np.ndarray, fs_in_hz: float, fs_out_hz: float) -> np.ndarray:
-    """Resample the last axis from ``fs_in_hz`` to ``fs_out_hz`` (polyphase, anti-aliased)."""
-    if fs_in_hz <= 0 or fs_out_hz <= 0:
-        raise DataError(f"Sampling rates must be positive, got {fs_in_hz} Hz -> {fs_out_hz} Hz.")
-    if fs_in_hz == fs_out_hz:
-        return x
-    ratio = Fraction(fs_out_hz / fs_in_hz).limit_denominator(1000)
-    return resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
-
-
 def read_record_native(path: Path, name: str) -> tuple[np.ndarray, float]:
     """First channel of WFDB record ``path/name`` in mV at its header's rate -> (``[samples]`` float64, fs_hz).
 
@@ -71,7 +60,7 @@ def read_record_native(path: Path, name: str) -> tuple[np.ndarray, float]:
 def read_record(path: Path, name: str, fs_hz: float) -> np.ndarray:
     """First channel of WFDB record ``path/name`` in mV, resampled to ``fs_hz`` -> ``[samples]`` float32."""
     sig, fs = read_record_native(path, name)
-    return resample(sig, fs, fs_hz).astype(np.float32)
+    return resample(sig, fs, fs_hz, dtype=np.float32)
 
 
 def listed_records(path: Path, records: list[str] | None) -> tuple[dict[str, str], list[str]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from ecgmon.dsp import resample
 from ecgmon.errors import DataError
 from models.datasets.ptbxl import LEADS, TwelveLead
 
@@ -60,10 +59,7 @@ def _stack(
     fs = fs_hz or Counter(f for _, f in raw).most_common(1)[0][0]
     out = []
     for sig, f in raw:
-        if f != fs:
-            ratio = Fraction(fs / f).limit_denominator(1000)
-            sig = resample_poly(sig, ratio.numerator, ratio.denominator, axis=1)
-        out.append(sig)
+        out.append(resample(sig, f, fs))
     if window_s is None:
         common = Counter(s.shape[1] for s in out).most_common(1)[0][0]
         window_s = min(common / fs, _DEFAULT_MAX_WINDOW_S)

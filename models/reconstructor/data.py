@@ -3,18 +3,21 @@
 Training joins ``ptbxl_z/train`` (250 Hz, resampled to the model rate) and ``ptbxl100/train``
 (100 Hz mV); both become z units per record-lead after resampling, so they agree with each other
 and with what ``reconstruct`` returns. The joined arrays are cached as ``.npz`` under ``.cache/``.
+
+``pool_arrays`` reads the PTB-XL pool cache (``models.datasets.ptbxl_full``: every PTB-XL record but the
+held-out and validation ids, metadata mostly unknown) for pre-training; it is kept in float16 to halve
+its ~1 GB footprint, and the training loop casts each batch.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
+from ecgmon.dsp import resample
 from ecgmon.errors import DataError
 from models.datasets.ptbxl import TwelveLead, load_ptbxl100, load_ptbxl_z
 from models.reconstructor.common import standardise
@@ -34,17 +37,9 @@ class ZArrays:
         return int(self.x.shape[0])
 
 
-def resample(x: np.ndarray, fs_from_hz: float, fs_to_hz: float) -> np.ndarray:
-    """Polyphase resampling along the last axis (the rate ratio as a small fraction)."""
-    if fs_from_hz == fs_to_hz:
-        return x
-    r = Fraction(fs_to_hz / fs_from_hz).limit_denominator(1000)
-    return resample_poly(x, r.numerator, r.denominator, axis=-1).astype(np.float32)
-
-
 def to_z(t: TwelveLead, fs_hz: float, window_samples: int) -> ZArrays:
     """Resample a ``TwelveLead`` to ``fs_hz``, keep the first ``window_samples``, z-score each record-lead."""
-    x = resample(t.signals, t.fs_hz, fs_hz)
+    x = resample(t.signals, t.fs_hz, fs_hz, dtype=np.float32)
     if x.shape[-1] < window_samples:
         raise DataError(
             f"Records are {x.shape[-1] / fs_hz:g} s at {fs_hz:g} Hz; "
@@ -101,3 +96,25 @@ def training_arrays(
     )
     _cached(cache, joined)
     return joined
+
+
+def pool_arrays(cache: Path, fs_hz: float, window_samples: int, chunk_records: int = 1024) -> ZArrays:
+    """The PTB-XL pool cache at ``fs_hz`` in z units per record-lead, ``x`` float16 ``[n, 12, window_samples]``.
+
+    Age and sex are NaN ("unknown") except for records that are also in a train CSV.
+    """
+    from models.datasets.ptbxl_full import load_pool
+
+    pool = load_pool(Path(cache))
+    x = np.empty((len(pool), 12, window_samples), dtype=np.float16)
+    for i in range(0, len(pool), chunk_records):
+        mv = np.asarray(pool.x[i : i + chunk_records], dtype=np.float32) / 1000.0
+        part = resample(mv, pool.fs_hz, fs_hz, dtype=np.float32)
+        if part.shape[-1] < window_samples:
+            raise DataError(
+                f"Pool records are {part.shape[-1] / fs_hz:g} s at {fs_hz:g} Hz; "
+                f"the model needs {window_samples / fs_hz:g} s."
+            )
+        x[i : i + len(part)] = standardise(part[..., :window_samples])
+    ids = [str(int(e)) for e in pool.ecg_ids]
+    return ZArrays(x, pool.age.astype(np.float32), pool.sex.astype(np.float32), ids, fs_hz)

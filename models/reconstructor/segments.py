@@ -7,26 +7,12 @@ approximation that needs no delineation of the reconstructed leads.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from ecgmon.dsp import r_peaks
 
 QRS_MS = (-60.0, 60.0)
 T_MS = (150.0, 400.0)
-
-
-def r_peaks(lead_i: np.ndarray, fs_hz: float) -> np.ndarray:
-    """R-peak sample indices of one lead I window ``[samples]`` (NeuroKit2 detector); empty if none found."""
-    import neurokit2 as nk
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            clean = nk.ecg_clean(lead_i, sampling_rate=int(fs_hz))
-            _, info = nk.ecg_peaks(clean, sampling_rate=int(fs_hz))
-        except (ValueError, IndexError, ZeroDivisionError):
-            return np.zeros(0, dtype=int)
-    return np.asarray(info["ECG_R_Peaks"], dtype=int)
 
 
 def beat_masks(lead_i: np.ndarray, fs_hz: float) -> dict[str, np.ndarray]:
@@ -34,7 +20,7 @@ def beat_masks(lead_i: np.ndarray, fs_hz: float) -> dict[str, np.ndarray]:
     n, length = lead_i.shape
     masks = {"qrs": np.zeros((n, length), bool), "t": np.zeros((n, length), bool)}
     for i in range(n):
-        for peak in r_peaks(lead_i[i], fs_hz):
+        for peak in r_peaks(lead_i[i], fs_hz, clean=True):
             for name, (lo_ms, hi_ms) in (("qrs", QRS_MS), ("t", T_MS)):
                 lo = max(0, peak + round(lo_ms * fs_hz / 1000))
                 hi = min(length, peak + round(hi_ms * fs_hz / 1000))

@@ -30,17 +30,17 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
 from ecgmon.rr import rr_irregularity
-from ecgmon.settings import Settings
+from ecgmon.settings import AfEvidence, Settings, get_settings
 from models.interfaces import CLASSES
 from streams.alerts import AlertEngine, Observation, new_state
 from streams.preprocess import prepare_batch
 
-EVIDENCE_MODES = ("classifier", "rr", "both", "combined")
+EVIDENCE_MODES: tuple[str, ...] = get_args(AfEvidence)
 TOLERANCE_S = 60.0
 """An AF alert with annotated AF within its span +- this many seconds is not false."""
 
@@ -191,12 +191,16 @@ def compute_evidence(
     window_s: float,
     mc_samples: int = 0,
     batch: int = 512,
+    settings: Settings | None = None,
 ) -> Evidence:
     """Run the worker's per-window steps on ``windows [w, k]`` (lead I, mV at ``fs_hz``).
+
+    ``settings`` (default: the environment's, as the worker reads them) gives the lead-off thresholds.
 
     ``classifier`` is a registry classifier (``fs_hz``, ``window_samples``, ``predict``) or None to
     skip it (RR evidence only; ``probs`` become NaN).
     """
+    s = settings or get_settings()
     n = windows.shape[0]
     model_fs = float(classifier.fs_hz) if classifier is not None else float(fs_hz)
     model_len = int(classifier.window_samples) if classifier is not None else windows.shape[1]
@@ -206,8 +210,10 @@ def compute_evidence(
     off = np.zeros(n, dtype=bool)
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
-        prep = prepare_batch(list(windows[lo:hi]), [fs_hz] * (hi - lo), model_fs_hz=model_fs,
-                             model_window_samples=model_len)
+        prep = prepare_batch(
+            list(windows[lo:hi]), [fs_hz] * (hi - lo), model_fs_hz=model_fs, model_window_samples=model_len,
+            flat_mv=s.lead_off_flat_mv, clip_fraction=s.lead_off_clip_fraction,
+        )  # fmt: skip
         hr[lo:hi], sqi[lo:hi], max_rr[lo:hi], off[lo:hi] = prep.hr_bpm, prep.sqi, prep.max_rr_s, prep.lead_off
         rr_score[lo:hi] = [np.nan if (v := rr_irregularity(rr)) is None else v for rr in prep.rr_s]
         if classifier is not None:

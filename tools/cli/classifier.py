@@ -6,8 +6,8 @@ Models code is imported inside the commands, so importing ``ecgmon`` never impor
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
@@ -16,64 +16,60 @@ from ecgmon.errors import ConfigError, DataError, ModelError
 
 def train(
     kind: str = typer.Option(..., "--kind", help="teacher (12-lead, first), student or baseline."),
-    epochs: int = typer.Option(25, min=1, help="Passes over the training records."),
-    cinc2017: Path = typer.Option(
-        Path("../shared/data/cinc2017"), help="cinc2017-style folder (student, baseline)."
+    epochs: Optional[int] = typer.Option(None, min=1, help="Passes over the training records."),  # noqa: UP045
+    cinc2017: Optional[Path] = typer.Option(None, help="cinc2017-style folder (student, baseline)."),  # noqa: UP045
+    ptbxl_z: Optional[Path] = typer.Option(None, help="ptbxl_z-style folder (12-lead records)."),  # noqa: UP045
+    ptbxl100: Optional[Path] = typer.Option(None, help="ptbxl100-style folder (12-lead records)."),  # noqa: UP045
+    out_dir: Optional[Path] = typer.Option(  # noqa: UP045
+        None, help="Checkpoints, config.json and history (resumes from here)."
     ),
-    ptbxl_z: Path = typer.Option(
-        Path("../shared/data/ptbxl_z"), help="ptbxl_z-style folder (12-lead records)."
+    cache_dir: Optional[Path] = typer.Option(None, help="Cached resampled/preprocessed arrays."),  # noqa: UP045
+    weights_dir: Optional[Path] = typer.Option(  # noqa: UP045
+        None, help="Where classifier_KIND.pt is written (models/weights)."
     ),
-    ptbxl100: Path = typer.Option(
-        Path("../shared/data/ptbxl100"), help="ptbxl100-style folder (12-lead records)."
+    seed: Optional[int] = typer.Option(None, help="Seed of initialisation, crops and sampling."),  # noqa: UP045
+    split_seed: Optional[int] = typer.Option(None, help="Seed of the cinc2017 validation hold-out."),  # noqa: UP045
+    val_fraction: Optional[float] = typer.Option(  # noqa: UP045
+        None, min=0.01, max=0.9, help="Stratified record-wise cinc2017 hold-out."
     ),
-    out_dir: Path = typer.Option(
-        Path("runs/classifier"), help="Checkpoints, config.json and history (resumes from here)."
+    threads: Optional[int] = typer.Option(None, min=1, help="Torch intra-op threads."),  # noqa: UP045
+    diag_weight: Optional[float] = typer.Option(  # noqa: UP045
+        None, min=0.0, help="Teacher: weight of its PTB-XL diagnostic-statement head (0 = rhythm only)."
     ),
-    cache_dir: Path = typer.Option(Path(".cache/classifier"), help="Cached resampled/preprocessed arrays."),
-    weights_dir: Path | None = typer.Option(
-        None, help="Where classifier_KIND.pt is written; default models/weights."
+    pretrain_epochs: Optional[int] = typer.Option(  # noqa: UP045
+        None, min=0, help="Student: epochs of feature reconstruction alone before joint training."
     ),
-    seed: int = typer.Option(0, help="Seed of initialisation, crops and sampling."),
-    split_seed: int = typer.Option(2017, help="Seed of the cinc2017 validation hold-out."),
-    val_fraction: float = typer.Option(
-        0.15, min=0.01, max=0.9, help="Stratified record-wise cinc2017 hold-out."
-    ),
-    threads: int = typer.Option(1, min=1, help="Torch intra-op threads."),
-    diag_weight: float = typer.Option(
-        0.0, min=0.0, help="Teacher: weight of its PTB-XL diagnostic-statement head (0 = rhythm only)."
+    feat_weight: Optional[float] = typer.Option(  # noqa: UP045
+        None, min=0.0, help="Student: weight of the feature-reconstruction loss."
     ),
 ) -> None:
-    """Train one classifier (teacher first: the student reconstructs its features) (resumable)."""
+    """Train one classifier (teacher first: the student reconstructs its features) (resumable).
+
+    Every option left out takes ``models.classifier.train.TrainConfig``'s default, the one place
+    the recipe is written.
+    """
     from rich.console import Console
 
-    from models.classifier.train import TrainConfig, run
+    from models.classifier.train import KINDS, TrainConfig, run
 
-    if kind not in ("teacher", "student", "baseline"):
-        raise ConfigError(f"--kind must be teacher, student or baseline, not {kind!r}.")
-    for name, folder in (("--cinc2017", cinc2017), ("--ptbxl-z", ptbxl_z), ("--ptbxl100", ptbxl100)):
-        if not folder.is_dir() and (kind != "teacher" or name != "--cinc2017"):
+    if kind not in KINDS:
+        raise ConfigError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}.")
+    given = {
+        "epochs": epochs, "cinc2017": cinc2017, "ptbxl_z": ptbxl_z, "ptbxl100": ptbxl100, "out_dir": out_dir,
+        "cache_dir": cache_dir, "weights_dir": weights_dir, "seed": seed, "split_seed": split_seed,
+        "val_fraction": val_fraction, "threads": threads, "diag_weight": diag_weight,
+        "pretrain_epochs": pretrain_epochs, "feat_weight": feat_weight,
+    }  # fmt: skip
+    chosen: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in given.items() if v is not None}
+    cfg = TrainConfig(kind=kind, **chosen)
+    for name, folder in (("--cinc2017", cfg.cinc2017), ("--ptbxl-z", cfg.ptbxl_z), ("--ptbxl100", cfg.ptbxl100)):
+        if not Path(folder).is_dir() and (kind != "teacher" or name != "--cinc2017"):
             raise DataError(
                 f"{name} folder {folder} does not exist; point it at a folder laid out like ../shared/data."
             )
-    cfg = TrainConfig(
-        kind=kind,
-        epochs=epochs,
-        cinc2017=str(cinc2017),
-        ptbxl_z=str(ptbxl_z),
-        ptbxl100=str(ptbxl100),
-        out_dir=str(out_dir),
-        cache_dir=str(cache_dir),
-        seed=seed,
-        split_seed=split_seed,
-        val_fraction=val_fraction,
-        threads=threads,
-        diag_weight=diag_weight,
-    )
-    if weights_dir is not None:
-        cfg = replace(cfg, weights_dir=str(weights_dir))
     console = Console(stderr=True)
     try:
-        with console.status(f"training {kind} ({epochs} epochs)"):
+        with console.status(f"training {kind} ({cfg.epochs} epochs)"):
             path = run(cfg, log=console.print)
     except FileNotFoundError as exc:
         raise ModelError(str(exc)) from None

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ecgmon.settings import Settings
-from streams.evaluate_alerts import Evidence, Truth, compute_evidence
+from tools.evaluation.alerts.scoring import Evidence, Truth, compute_evidence
 
 CHUNK_WINDOWS = 512
 """Windows rendered and pushed through preprocessing and the classifier together."""

@@ -9,20 +9,11 @@ comparable between a quiet and a shared machine. Linux only; elsewhere every par
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads) so far; 0.0 if it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from tools.procstat import cpu_seconds
 
 
 @dataclass(frozen=True)
@@ -35,7 +26,7 @@ class CpuSnapshot:
 
 def snapshot(parts: Mapping[str, list[int]]) -> CpuSnapshot:
     """CPU seconds per part (summed over its pids); ``bench`` is this process."""
-    seconds = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
+    seconds = {name: sum(cpu_seconds(pid) or 0.0 for pid in pids) for name, pids in parts.items()}
     seconds["bench"] = time.process_time()
     return CpuSnapshot(time.monotonic(), seconds)
 

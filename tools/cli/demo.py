@@ -20,63 +20,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ecgmon import stack as embedded
 from ecgmon.errors import ConfigError, StackError
 from ecgmon.settings import Settings, get_settings
-
-
-def ecgmon_argv(*args: str) -> list[str]:
-    """The ``ecgmon`` command of this interpreter, as a subprocess argv."""
-    return [sys.executable, "-m", "ecgmon.cli.main", *args]
-
-
-class Child:
-    """A subprocess in its own session, its output in a log file; ``stop`` ends its whole group."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.proc.poll() is None
-
-    def tail(self, lines: int = 5) -> str:
-        """The last lines of its log, for an error message."""
-        try:
-            text = self.log_path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(text[-lines:])
-
-    def stop(self, grace_s: float) -> int | None:
-        """SIGTERM its process group, SIGKILL after ``grace_s``; returns the exit code."""
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=grace_s)
-        self._log.close()
-        return self.proc.returncode
+from tools.processes import Child, WorkerProcess, ecgmon_argv, stack_env, wait_until
 
 
 def start_stack(settings: Settings) -> list[embedded.Part]:
@@ -96,17 +50,6 @@ def start_stack(settings: Settings) -> list[embedded.Part]:
             embedded.down(settings, part)
         raise
     return started
-
-
-def child_env(settings: Settings, defaults: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus ``defaults`` for variables the user did not set."""
-    env = dict(os.environ)
-    for key, value in defaults.items():
-        env.setdefault(key, value)
-    env.setdefault("ECGMON_KAFKA_PORT", str(settings.kafka_port))
-    env.setdefault("ECGMON_INFLUX_PORT", str(settings.influx_port))
-    env.setdefault("ECGMON_STATE_DIR", str(settings.state_dir))
-    return env
 
 
 def predictions_per_patient(client: Any, t_from_ms: int, t_to_ms: int) -> dict[str, int]:
@@ -131,29 +74,17 @@ def recording_start_ns(client: Any, now_ns: int, span_s: float) -> int:
     return start_ns
 
 
-def worker_ready(settings: Settings, since_s: float) -> bool:
-    """True once the worker started at ``since_s`` (Unix s) has its partitions (its readiness file)."""
-    path = settings.state_dir / f"worker-{settings.app_id}.ready"
-    try:
-        return path.stat().st_mtime >= since_s
-    except FileNotFoundError:
-        return False
+def watching(done: Callable[[], bool], tick: Callable[[], None], children: list[Child]) -> Callable[[], bool]:
+    """``done`` for ``wait_until`` that also refreshes the view and ends the wait if a child died."""
 
-
-def wait_until(
-    done: Callable[[], bool], timeout_s: float, tick: Callable[[], None], children: list[Child], refresh_s: float
-) -> bool:
-    """Call ``tick`` every ``refresh_s`` until ``done()``; False on timeout; a dead worker raises."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def condition() -> bool:
         tick()
-        if done():
-            return True
         for child in children:
-            if child.name == "worker" and not child.alive():
-                raise StackError(f"The worker exited ({child.proc.returncode}): {child.tail()} (log {child.log_path}).")
-        time.sleep(refresh_s)
-    return False
+            if isinstance(child, WorkerProcess):
+                child.check_alive()
+        return done()
+
+    return condition
 
 
 def demo(
@@ -206,25 +137,25 @@ def demo(
                 last_print[0] = time.monotonic()
                 console.print(f"[dim]{time.strftime('%H:%M:%S')} {status['text']}[/dim]")
 
-        env = child_env(
-            settings,
-            {
-                "ECGMON_RECONSTRUCTION_POLICY": "every_k",
-                "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
-            },
-        )
+        demo_defaults = {
+            "ECGMON_RECONSTRUCTION_POLICY": "every_k",
+            "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
+        }
+        env = stack_env(settings, overrides={k: os.environ.get(k, v) for k, v in demo_defaults.items()})
         with view if view is not None else contextlib.nullcontext():
-            t_launch = time.time()
-            children.append(Child("worker", ecgmon_argv("worker"), run_dir / "worker.log", env))
+            worker = WorkerProcess(settings, run_dir / "worker.log", overrides={k: env[k] for k in demo_defaults})
+            children.append(worker.start())
             status["text"] = "the worker is loading its models and joining its consumer group"
-            if not wait_until(
-                lambda: worker_ready(settings, t_launch), settings.demo_worker_ready_s, tick, children,
-                settings.live_refresh_s,
-            ):  # fmt: skip
+            try:
+                wait_until(
+                    watching(worker.ready, tick, children), settings.demo_worker_ready_s,
+                    interval_s=settings.live_refresh_s, what="the worker",
+                )  # fmt: skip
+            except TimeoutError:
                 raise StackError(
                     f"The worker was not ready after {settings.demo_worker_ready_s:g} s; see {run_dir / 'worker.log'} "
                     "(raise ECGMON_DEMO_WORKER_READY_S on a slow machine)."
-                )
+                ) from None
             now_ns = time.time_ns()
             start_ns = recording_start_ns(client, now_ns, duration + settings.window_s)
             t_from_ms = start_ns // 1_000_000 - 1_000
@@ -233,12 +164,15 @@ def demo(
                 "simulate", "--patients", str(patients), "--duration", f"{duration:g}", "--speed", f"{speed:g}",
                 "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path),
             )  # fmt: skip
-            simulator = Child("simulator", sim_argv, run_dir / "simulate.log", env)
-            children.append(simulator)
+            simulator = Child("the simulator", sim_argv, run_dir / "simulate.log", env)
+            children.append(simulator.start())
             span.update(from_ms=t_from_ms, to_ms=t_to_ms)
             status["text"] = f"simulating {patients} patients at {speed:g}x real time"
-            wait_until(lambda: not simulator.alive(), duration / speed + 600, tick, children, settings.live_refresh_s)
-            if simulator.proc.returncode != 0 or not summary_path.exists():
+            wait_until(
+                watching(lambda: not simulator.alive(), tick, children), duration / speed + 600,
+                interval_s=settings.live_refresh_s, what="the simulator",
+            )  # fmt: skip
+            if simulator.stop() != 0 or not summary_path.exists():
                 raise StackError(f"The simulator failed: {simulator.tail()} (log {simulator.log_path}).")
             sent = {pid: int(s["windows"]) for pid, s in json.loads(summary_path.read_text())["per_patient"].items()}
             status["text"] = f"waiting for the predictions of {sum(sent.values())} windows"
@@ -251,7 +185,7 @@ def demo(
                     progress.update(count=count, at=time.monotonic())
                 return count >= sum(sent.values()) or time.monotonic() - progress["at"] > settings.demo_drain_s
 
-            wait_until(drained, 3600, tick, children, settings.live_refresh_s)
+            wait_until(watching(drained, tick, children), 3600, interval_s=settings.live_refresh_s, what="predictions")
             got = predictions_per_patient(client, t_from_ms, t_to_ms)
             ok = all(got.get(pid, 0) >= n for pid, n in sent.items())
             status["text"] = "done" if ok else "stopped waiting: no new prediction for ECGMON_DEMO_DRAIN_S"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ecgmon.errors import ConfigError, DataError
 from ecgmon.settings import Settings
-from streams.evaluate_alerts import (
+from tools.evaluation.alerts.scoring import (
     TOLERANCE_S,
     Evidence,
     Truth,
@@ -56,7 +56,8 @@ def _load_classifier(settings: Settings, seed: int = 0) -> Any:
     threads = settings.torch_threads or max(1, (os.cpu_count() or 2))
     torch.set_num_threads(threads)
     torch.manual_seed(seed)  # MC dropout masks: the same run gives the same figures
-    return registry.load(settings.classifier, device=settings.resolved_device(), mc_mode=settings.classifier_mc_mode)
+    device = registry.resolve_device(settings.device)
+    return registry.load(settings.classifier, device=device, mc_mode=settings.classifier_mc_mode)
 
 
 def _cached(cache_dir: Path | None, key: str, make: Callable[[], Evidence]) -> tuple[Evidence, bool]:
@@ -84,7 +85,7 @@ def collect(
     pairs: list[tuple[Evidence, Truth]] = []
     seconds, computed = 0.0, 0
     if opts.dataset == "cpsc2021":
-        from streams.alert_eval import cpsc2021
+        from tools.evaluation.alerts import cpsc2021
 
         names = _select(cpsc2021.list_records(opts.path), opts.records)
         episodes = cpsc2021.load_episodes(opts.path)
@@ -110,7 +111,7 @@ def collect(
                 progress(name, len(windows), len(windows))
             pairs.append((ev, cpsc2021.truth_for(name, episodes, secs)))
     elif opts.dataset == "ltafdb":
-        from streams.alert_eval import ltafdb
+        from tools.evaluation.alerts import ltafdb
 
         names = _select(ltafdb.list_records(opts.path), opts.records)
         wall = time.perf_counter()
@@ -147,7 +148,7 @@ def _ltafdb_job(
     Runs in the caller's process (``clf`` given) or in a pool worker, which loads the classifier once with
     ``torch_threads`` split between the jobs.
     """
-    from streams.alert_eval import ltafdb
+    from tools.evaluation.alerts import ltafdb
 
     timeline = ltafdb.load(opts.path, name)
     truth = ltafdb.truth_for(timeline, hours=opts.hours)

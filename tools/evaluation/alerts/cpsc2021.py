@@ -14,7 +14,7 @@ import wfdb
 
 from ecgmon.errors import DataError
 from ecgmon.records import record_names
-from streams.evaluate_alerts import Truth
+from tools.evaluation.alerts.scoring import Truth
 
 
 def list_records(path: Path) -> list[str]:

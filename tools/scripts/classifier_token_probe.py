@@ -1,6 +1,6 @@
 """What the features the student reconstructs know: a linear probe of PTB-XL's diagnostic statements.
 
-    .venv/bin/python -m scripts.classifier_token_probe --net teacher=PATH [--net NAME=PATH ...] [--json OUT]
+    .venv/bin/python -m tools.scripts.classifier_token_probe --net teacher=PATH [--net NAME=PATH ...] [--json OUT]
 
 Each network's tokens are mean- and max-pooled on the PTB-XL training records (12 leads for a teacher,
 lead I for a student or baseline, whose tokens are the backbone's), one logistic regression per SCP code

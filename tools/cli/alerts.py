@@ -37,7 +37,7 @@ def evaluate(
     """Replay lead I through preprocessing, classifier, RR evidence and the alert engine; score AF alerts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
-    from streams.alert_eval.run import EvalOptions, collect, report
+    from tools.evaluation.alerts.run import EvalOptions, collect, report
 
     if dataset not in ("cpsc2021", "ltafdb"):
         raise ConfigError(f"--dataset {dataset!r} is unknown; use cpsc2021 or ltafdb.")
@@ -64,7 +64,7 @@ def evaluate(
         pairs, seconds, computed = collect(opts, settings, progress=progress)
     out = report(pairs, settings, opts, seconds=seconds, computed=computed)
     if tune_plot is not None:
-        from streams.alert_eval.tune import plot_tradeoff, sweep
+        from tools.evaluation.alerts.tune import plot_tradeoff, sweep
 
         grid = sweep(pairs, settings, min_episode_s=min_episode_s)
         chosen = plot_tradeoff(grid, tune_plot)

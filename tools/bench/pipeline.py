@@ -1,7 +1,7 @@
 """The whole pipeline under load: real broker, ``ecgmon worker`` subprocesses, real InfluxDB.
 
 ``Workers`` starts N ``ecgmon worker`` processes with one app id (one consumer group) and waits until
-every one of them has logged readiness and the group has settled. ``run_load`` offers windows of
+every one of them is ready and the group has settled. ``run_load`` offers windows of
 fresh synthetic patients at a fixed rate (windows/s; round robin over the patients, so each patient
 sends at ``rate * hop_s / patients`` times real time) for ``duration_s`` and records, per window:
 
@@ -22,11 +22,7 @@ rate when a backlog builds up (then delivered < offered).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,47 +36,33 @@ from ecgmon.errors import StackError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import free_port
-from streams.bench.cpu import per_window_ms, snapshot
+from tools.bench.cpu import per_window_ms, snapshot
+from tools.processes import WorkerProcess, wait_until
 
-READY_LINE = "ecgmon worker ready"
 INFLUX_POLL_S = 0.1
 """How often the bench counts prediction rows in InfluxDB during a load (the resolution of "written")."""
 STEADY_FROM = 0.3
 """Delivered windows/s counts predictions after this share of the load's duration."""
 
 
-def worker_env(s: Settings, torch_threads: int) -> dict[str, str]:
-    """Environment of a bench worker: the caller's ``ECGMON_*`` plus everything the bench decides."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "ECGMON_STATE_DIR": str(s.state_dir),
-            "ECGMON_KAFKA_BOOTSTRAP": s.bootstrap,
-            "ECGMON_INFLUX_URL": s.influx,
-            "ECGMON_INFLUX_DATABASE": s.influx_database,
-            "ECGMON_PARTITIONS": str(s.partitions),
-            "ECGMON_APP_ID": s.app_id,
-            "ECGMON_TOPIC_WINDOWS": s.topic_windows,
-            "ECGMON_TOPIC_PREDICTIONS": s.topic_predictions,
-            "ECGMON_TOPIC_RECONSTRUCTIONS": s.topic_reconstructions,
-            "ECGMON_TOPIC_ALERTS": s.topic_alerts,
-            "ECGMON_TOPIC_DEADLETTER": s.topic_deadletter,
-            "ECGMON_DEVICE": s.device,
-            "ECGMON_TORCH_THREADS": str(torch_threads),
-            "ECGMON_CLASSIFIER": s.classifier,
-            "ECGMON_RECONSTRUCTOR": s.reconstructor,
-            "ECGMON_MC_SAMPLES": str(s.mc_samples),
-            "ECGMON_MAX_BATCH": str(s.max_batch),
-            "ECGMON_MAX_DELAY_MS": str(s.max_delay_ms),
-            "ECGMON_QUEUE_WINDOWS": str(s.queue_windows),
-            "ECGMON_RECONSTRUCTION_POLICY": s.reconstruction_policy,
-            "ECGMON_MODEL_WEIGHTS": "1" if s.model_weights else "0",
-            "ECGMON_KAFKA_SESSION_TIMEOUT_S": str(s.kafka_session_timeout_s),
-            "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": str(s.kafka_rebalance_timeout_s),
-            "ECGMON_WORKER_WEB": "0",
-        }
-    )
-    return env
+def bench_overrides(s: Settings, torch_threads: int) -> dict[str, str]:
+    """What the bench decides for its workers beyond the stack (``stack_env``): models, batching, policy."""
+    return {
+        "ECGMON_DEVICE": s.device,
+        "ECGMON_TORCH_THREADS": str(torch_threads),
+        "ECGMON_CLASSIFIER": s.classifier,
+        "ECGMON_RECONSTRUCTOR": s.reconstructor,
+        "ECGMON_MC_SAMPLES": str(s.mc_samples),
+        "ECGMON_MAX_BATCH": str(s.max_batch),
+        "ECGMON_MAX_DELAY_MS": str(s.max_delay_ms),
+        "ECGMON_QUEUE_WINDOWS": str(s.queue_windows),
+        "ECGMON_RECONSTRUCTION_POLICY": s.reconstruction_policy,
+        "ECGMON_MODEL_WEIGHTS": "1" if s.model_weights else "0",
+        "ECGMON_KAFKA_SESSION_TIMEOUT_S": str(s.kafka_session_timeout_s),
+        "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": str(s.kafka_rebalance_timeout_s),
+        "ECGMON_WORKER_WEB": "0",
+        "ECGMON_LOG_LEVEL": "warn",
+    }
 
 
 class Workers:
@@ -91,52 +73,37 @@ class Workers:
         self.n = n
         self.torch_threads = torch_threads
         self.log_dir = log_dir
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
+        self.procs: list[WorkerProcess] = []
 
     def start(self, timeout_s: float, settle_s: float = 5.0) -> None:
-        """Start the workers; return when each has logged readiness and no rebalance happened for ``settle_s``."""
-        ready = self.s.state_dir / f"worker-{self.s.app_id}.ready"
-        ready.unlink(missing_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """Start the workers; return when each is ready and none rebalanced for ``settle_s``.
+
+        A worker rewrites its readiness file after every rebalance, so unchanged files mean a settled group.
+        """
         for i in range(self.n):
-            path = self.log_dir / f"{self.s.app_id}-{i}.log"
-            env = worker_env(self.s, self.torch_threads)
-            env["ECGMON_WORKER_NAME"] = f"{self.s.app_id}-{i}"
-            env["ECGMON_WEB_PORT"] = str(free_port())
-            with open(path, "ab") as log:
-                self.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "ecgmon.cli.main", "worker", "--log-level", "warn"],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,
-                    )
-                )
-            self.logs.append(path)
-        deadline = time.monotonic() + timeout_s
-        stable_since: float | None = None
-        last_mtime = -1.0
-        while time.monotonic() < deadline:
-            for proc, path in zip(self.procs, self.logs, strict=True):
-                if proc.poll() is not None:
-                    tail = path.read_text(errors="replace")[-1500:]
-                    raise StackError(f"A bench worker exited with {proc.returncode}; see {path}:\n{tail}")
-            all_ready = all(READY_LINE in p.read_text(errors="replace") for p in self.logs)
-            mtime = ready.stat().st_mtime if ready.exists() else -1.0
-            if all_ready and mtime == last_mtime:
-                stable_since = stable_since or time.monotonic()
-                if time.monotonic() - stable_since >= settle_s:
-                    return
-            else:
-                stable_since = None
-            last_mtime = mtime
-            time.sleep(0.5)
-        raise StackError(
-            f"{self.n} bench worker(s) were not ready within {timeout_s:g} s; see the logs in {self.log_dir}."
-        )
+            name = f"{self.s.app_id}-{i}"
+            worker = WorkerProcess(
+                self.s.model_copy(update={"web_port": free_port()}),
+                self.log_dir / f"{name}.log",
+                name=name,
+                overrides=bench_overrides(self.s, self.torch_threads),
+            )
+            self.procs.append(worker.start())
+        stable: dict[str, Any] = {"since": None, "mtimes": None}
+
+        def settled() -> bool:
+            if not all(w.ready() for w in self.procs):
+                stable.update(since=None, mtimes=None)
+                return False
+            mtimes = [w.ready_path().stat().st_mtime for w in self.procs]
+            if mtimes != stable["mtimes"]:
+                stable.update(since=time.monotonic(), mtimes=mtimes)
+            return bool(time.monotonic() - stable["since"] >= settle_s)
+
+        try:
+            wait_until(settled, timeout_s, interval_s=0.5, what=f"{self.n} bench worker(s) (logs in {self.log_dir})")
+        except TimeoutError as exc:
+            raise StackError(f"{exc}.") from None
 
     def cpu_parts(self) -> dict[str, list[int]]:
         """Pids to account CPU to: these workers, and the embedded broker and influxd when they run here."""
@@ -151,18 +118,11 @@ class Workers:
         return parts
 
     def stop(self) -> None:
-        """SIGTERM each worker's process group, SIGKILL after 20 s."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        """SIGTERM each worker's process group (all at once), SIGKILL after 20 s."""
+        for worker in self.procs:
+            worker.signal(signal.SIGTERM)
+        for worker in self.procs:
+            worker.stop(grace_s=20)
         self.procs.clear()
 
 
@@ -348,7 +308,7 @@ def run_load(
 ) -> LoadResult:
     """Offer ``windows`` (patient ids starting ``prefix-``) at ``rate`` windows/s and measure the pipeline.
 
-    ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``streams.bench.cpu``).
+    ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``tools.bench.cpu``).
     """
     payloads = prepare_payloads(windows)
     ends_ms = {(w.patient_id, w.seq): w.t_end_ns // 1_000_000 for w in windows}

@@ -13,9 +13,7 @@ every sample.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,35 +24,8 @@ import typer
 
 from ecgmon.errors import ConfigError, StackError
 from ecgmon.settings import get_settings
-
-
-def rss_mb(pid: int) -> float | None:
-    """Resident set size of ``pid`` in MiB (None when the process is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return None
-
-
-def cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds ``pid`` has used (None when the process is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (the supervisor's worker processes)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except FileNotFoundError:
-        return []
-    return [int(x) for x in text.split()]
+from tools.processes import Child, WorkerProcess, ecgmon_argv, stack_env
+from tools.procstat import children, cpu_seconds, rss_mb
 
 
 def growth(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, float | None]:
@@ -72,17 +43,6 @@ def growth(samples: list[tuple[float, float]], warmup_s: float) -> dict[str, flo
         "growth_mb": round(float(m[-1] - m[0]), 1),
         "slope_mb_per_h": round(slope_per_s * 3600.0, 1),
     }
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 40.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def soak(
@@ -107,66 +67,43 @@ def soak(
         raise StackError(f"Kafka at {settings.bootstrap} does not answer; run `ecgmon up` first.") from None
     log_dir.mkdir(parents=True, exist_ok=True)
     duration_s = minutes * 60.0
-    ready = settings.state_dir / f"worker-{settings.app_id}.ready"
-    ready.unlink(missing_ok=True)
-    python = [sys.executable, "-m", "ecgmon.cli.main"]
-    env = dict(os.environ)
-    worker_log = open(log_dir / "worker.log", "ab")  # noqa: SIM115 - closed below
-    sim_log = open(log_dir / "simulate.log", "ab")  # noqa: SIM115 - closed below
-    worker = subprocess.Popen(
-        [*python, "worker", "--processes", str(processes)], env=env, stdout=worker_log, stderr=subprocess.STDOUT
+    worker = WorkerProcess(settings, log_dir / "worker.log", processes=processes)
+    sim = Child(
+        "the simulator",
+        ecgmon_argv(
+            "simulate", "--patients", str(patients), "--duration", f"{duration_s * speed:.0f}",
+            "--speed", f"{speed:g}", "--json", str(log_dir / "simulate.json"),
+        ),
+        log_dir / "simulate.log",
+        stack_env(settings),
     )
-    sim: subprocess.Popen[bytes] | None = None
     samples: list[tuple[float, float]] = []
     cpu_used_s = 0.0
-    summary_path = log_dir / "simulate.json"
+
+    def worker_pids() -> list[int]:
+        return children(worker.pid) if processes > 1 else [worker.pid]
+
     try:
-        deadline = time.monotonic() + settings.demo_worker_ready_s
-        while not ready.exists():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise StackError(f"The worker did not become ready; see {log_dir / 'worker.log'}.")
-            time.sleep(0.5)
-        sim = subprocess.Popen(
-            [
-                *python,
-                "simulate",
-                "--patients",
-                str(patients),
-                "--duration",
-                f"{duration_s * speed:.0f}",
-                "--speed",
-                f"{speed:g}",
-                "--json",
-                str(summary_path),
-            ],
-            env=env,
-            stdout=sim_log,
-            stderr=subprocess.STDOUT,
-        )
+        worker.start().wait_ready(settings.demo_worker_ready_s)
+        sim.start()
         t0 = time.monotonic()
-        cpu0 = {p: cpu_s(p) or 0.0 for p in (children(worker.pid) if processes > 1 else [worker.pid])}
+        cpu0 = {p: cpu_seconds(p) or 0.0 for p in worker_pids()}
         typer.echo(f"soak: {patients} patients at {speed:g}x for {minutes:g} min; sampling every {interval_s:g} s")
-        while time.monotonic() - t0 < duration_s and worker.poll() is None and sim.poll() is None:
-            pids = children(worker.pid) if processes > 1 else [worker.pid]
+        while time.monotonic() - t0 < duration_s and worker.alive() and sim.alive():
+            pids = worker_pids()
             total = sum(m for m in (rss_mb(p) for p in pids) if m is not None)
             t = time.monotonic() - t0
             samples.append((round(t, 1), round(total, 1)))
-            cpu_used_s = sum((cpu_s(p) or 0.0) - cpu0.get(p, 0.0) for p in pids)
+            cpu_used_s = sum((cpu_seconds(p) or 0.0) - cpu0.get(p, 0.0) for p in pids)
             typer.echo(f"  t={t:7.0f} s  worker RSS {total:8.1f} MiB  CPU {cpu_used_s:8.1f} s")
             time.sleep(interval_s)
-        crashed = worker.poll() is not None
-        sim_code = sim.poll()  # None: still running at the end, as it should
+        crashed = not worker.alive()
+        sim_code = sim.proc.poll() if sim.proc is not None else None  # None: still running at the end, as it should
     finally:
-        if sim is not None:
-            if sim.poll() is None:
-                sim.send_signal(signal.SIGINT)  # the simulator flushes and writes its summary
-            try:
-                sim.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-        _stop(worker)
-        worker_log.close()
-        sim_log.close()
+        sim.signal(signal.SIGINT)  # the simulator flushes and writes its summary
+        sim.stop(grace_s=60)
+        worker.stop(grace_s=40)
+    summary_path = log_dir / "simulate.json"
     result: dict[str, Any] = {
         "minutes": minutes,
         "patients": patients,

@@ -1,9 +1,9 @@
 """``ecgmon bench``: how much of the model's speed the streaming pipeline keeps, in one run.
 
-1. Model only, in process (``streams.bench.model``): the worker's own ``Inference`` (models from
+1. Model only, in process (``tools.bench.model``): the worker's own ``Inference`` (models from
    ``models.registry.load``) at the pipeline's batch policy (``max_batch``, ``mc_samples``) and at
    batch 1; per-window stage times; FLOPs per window.
-2. The whole pipeline (``streams.bench.pipeline``): an embedded broker and influxd on free ports
+2. The whole pipeline (``tools.bench.pipeline``): an embedded broker and influxd on free ports
    under a temporary state dir (or the running stack with ``use_running``), N ``ecgmon worker``
    processes, rising offered loads of synthetic patients until delivered < 90 % of offered.
 3. Derived: efficiency = pipeline windows/s at saturation / model-only windows/s (the model-only
@@ -111,8 +111,8 @@ def _run_group(
     log_dir: Path,
 ) -> list[dict[str, Any]]:
     """Start ``n_workers``, warm them up, offer ``rates`` in order (a sweep stops at the first saturated load)."""
-    from streams.bench.model import synthetic_windows
-    from streams.bench.pipeline import Workers, run_load
+    from tools.bench.model import synthetic_windows
+    from tools.bench.pipeline import Workers, run_load
 
     tag = f"bench{n_workers}w{uuid.uuid4().hex[:6]}"
     g = _group_settings(s, tag)
@@ -174,9 +174,9 @@ def _run_group(
 
 def run_bench(base: Settings, opts: BenchOptions, rep: Reporter | None = None) -> dict[str, Any]:
     """One full bench run; returns the JSON document (see BENCHMARKS.md for every key)."""
-    from streams.bench.model import classifier_rates, measure, model_input, synthetic_windows
-    from streams.bench.report import p99_at, realtime_windows_per_s
     from streams.inference import Inference
+    from tools.bench.model import classifier_rates, measure, model_input, synthetic_windows
+    from tools.bench.report import p99_at, realtime_windows_per_s
 
     rep = rep or Reporter()
     if opts.device.startswith("cuda"):

@@ -1,6 +1,6 @@
 """The classifier in bf16 against fp32 on the cinc2017 hold-out (the figures behind ECGMON_CLASSIFIER_PRECISION).
 
-    .venv/bin/python -m scripts.classifier_precision_check [--json OUT]
+    .venv/bin/python -m tools.scripts.classifier_precision_check [--json OUT]
 
 Runs the committed student through the worker's own ``Inference.classify`` (1 torch thread, 8 head-MC
 passes) at both precisions on every 10 s window (5 s hop) of the 1,159 hold-out records and reports

@@ -52,8 +52,8 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from streams.bench import BenchOptions, Reporter, run_bench
-    from streams.bench.report import plot
+    from tools.bench import BenchOptions, Reporter, run_bench
+    from tools.bench.report import plot
 
     if duration_s <= 0:
         raise ConfigError("--duration-s must be positive.")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ecgmon.settings import Settings
-from streams.evaluate_alerts import Evidence, Truth, evaluate_settings
+from tools.evaluation.alerts.scoring import Evidence, Truth, evaluate_settings
 
 MAX_FALSE_PER_H = 0.2
 MAX_DELAY_S = 60.0

@@ -1,6 +1,6 @@
 """Student against baseline over training seeds: one table from the per-seed cross-validation reports.
 
-    .venv/bin/python -m scripts.classifier_seed_summary 0=models/weights/classifier_aggregator_cv.json \
+    .venv/bin/python -m tools.scripts.classifier_seed_summary 0=models/weights/classifier_aggregator_cv.json \
         1=models/weights/classifier_aggregator_cv_seed1.json ... [--json OUT]
 
 Each report is what ``python -m models.classifier.fit_aggregator --weights student=... baseline=...`` wrote

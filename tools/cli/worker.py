@@ -1,4 +1,4 @@
-"""``ecgmon worker``: run the Faust streaming worker (same app as ``faust -A streams.app worker``).
+"""``ecgmon worker``: run the Faust streaming worker (same app as ``faust -A streams.agents worker``).
 
 The models are loaded and the topics created before Faust starts, so a missing weight file or an
 unreachable broker ends in one clear line instead of a crashed worker. Faust's web views stay off
@@ -16,14 +16,14 @@ supervises them (``streams.supervisor``): each gets cores / N torch threads unle
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 
 from ecgmon.errors import ConfigError, StackError
-from ecgmon.settings import get_settings
+from ecgmon.settings import LogLevel, get_settings
 
-LOG_LEVELS = ("crit", "error", "warn", "info", "debug")
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 
 
 def worker(
@@ -55,7 +55,7 @@ def worker(
 
     inference = Inference.load(settings)
     from streams import agents
-    from streams.app import app, ensure_topics
+    from streams.topics import ensure_topics
 
     try:
         ensure_topics(settings)
@@ -69,4 +69,4 @@ def worker(
         ["--web-bind", "127.0.0.1", "--web-port", str(settings.web_port)] if settings.worker_web else ["--without-web"]
     )
     sys.argv = [sys.argv[0], "worker", "--loglevel", level, *web]
-    app.main()
+    agents.app.main()

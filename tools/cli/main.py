@@ -11,8 +11,8 @@ import sys
 
 import typer
 
-from ecgmon.cli import alerts, bench, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
 from ecgmon.errors import EcgmonError
+from tools.cli import alerts, bench, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
 
 app = typer.Typer(
     name="ecgmon",

@@ -1,0 +1,1 @@
+"""Evaluation of the alerts and models on real recordings: what the worker does, judged."""
