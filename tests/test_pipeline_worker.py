@@ -113,7 +113,7 @@ def _consume(s: Settings, topic: str, want: int) -> list[tuple[bytes | None, byt
 
 
 def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProcess, influx: InfluxClient) -> None:
-    s = worker.s
+    s = worker.settings
     patients = [f"{s.app_id}-p{i}" for i in range(PATIENTS)]
     bad = _malformed(patients[0])
     producer = KafkaProducer(bootstrap_servers=s.bootstrap, max_request_size=4 * MAX_BYTES)
@@ -236,7 +236,7 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
 
 def test_alert_state_survives_a_worker_restart(worker: WorkerProcess, influx: InfluxClient) -> None:
     """The table's changelog brings a patient's open alert back: good windows after a restart resolve it."""
-    s = worker.s
+    s = worker.settings
     patient = f"{s.app_id}-restart"
     producer = KafkaProducer(bootstrap_servers=s.bootstrap)
     for seq in range(FLAT):
