@@ -1,5 +1,5 @@
 # ecgmon: `make demo` runs the main job on the embedded stack, `make test` runs every test.
-# Both set themselves up on a fresh machine (apt for influxd, pip into .venv).
+# Both set themselves up on a fresh machine (apt for influxd and chromium, pip into .venv).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	  echo "Installing influxd (Debian package influxdb)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq influxdb; }
 	@$(SUDO) systemctl disable --now influxdb >/dev/null 2>&1 || true
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing chromium (Debian packages chromium, chromium-driver) for the console's browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)

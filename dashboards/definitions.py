@@ -108,6 +108,12 @@ PATIENT_ALERTS = (
     f'SELECT "type", "state", "severity", "confidence", "message" FROM "alert" WHERE {PATIENT} AND $timeFilter'
 )
 PATIENT_ANNOTATIONS = f'SELECT "message", "type", "state" FROM "alert" WHERE {PATIENT} AND $timeFilter'
+PATIENT_ACTION_ANNOTATIONS = (
+    f'SELECT "summary", "action", "user" FROM "alert_action" WHERE {PATIENT} AND $timeFilter'
+)
+"""The technicians' actions from the console (``tools/console``): who did what to which alert, and when."""
+CONSOLE_URL = f"http://localhost:{Settings.model_fields['console_port'].default}"
+"""Where the patient dashboard's link to the console points (``ECGMON_CONSOLE_PORT``'s default)."""
 PATIENT_VARIABLE = 'SHOW TAG VALUES FROM "prediction" WITH KEY = "patient_id"'
 
 # --- pipeline health ---------------------------------------------------------------------------
@@ -305,6 +311,21 @@ def patient_detail() -> dict[str, Any]:
             "tagsColumn": "type,state",
         },
     }
+    action_annotation = {
+        "name": "Technicians' actions",
+        "enable": True,
+        "iconColor": "blue",
+        "datasource": dict(DATASOURCE),
+        "target": {
+            "refId": "Actions",
+            "query": PATIENT_ACTION_ANNOTATIONS,
+            "rawQuery": True,
+            "fromAnnotations": True,
+            "textEditor": True,
+            "textColumn": "summary",
+            "tagsColumn": "action,user",
+        },
+    }
     band = [
         {
             "matcher": {"id": "byName", "options": "upper"},
@@ -373,7 +394,7 @@ def patient_detail() -> dict[str, Any]:
             description="Reconstructed from lead I; the band is ±2 MC-dropout standard deviations.",
         ),
     ]
-    return dashboard(
+    model = dashboard(
         "ecgmon-patient",
         "ecgmon: Patient detail",
         panels,
@@ -381,8 +402,23 @@ def patient_detail() -> dict[str, Any]:
         time_from="now-5m",
         refresh="5s",
         variables=[patient_var, lead_var],
-        annotations=[annotation],
+        annotations=[annotation, action_annotation],
     )
+    model["links"] = [
+        {
+            "title": "This patient in the technician's console",
+            "type": "link",
+            "url": CONSOLE_URL + "/patients/${patient}",
+            "icon": "external link",
+            "tooltip": "Alerts, strips and actions (ecgmon console)",
+            "targetBlank": False,
+            "asDropdown": False,
+            "includeVars": False,
+            "keepTime": False,
+            "tags": [],
+        }
+    ]
+    return model
 
 
 def pipeline_health() -> dict[str, Any]:

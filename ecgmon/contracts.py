@@ -380,3 +380,47 @@ class DeadLetter:
             return cls(**_loads(data, "dead-letter"))
         except TypeError as exc:
             raise ContractError(f"dead-letter record has wrong fields: {exc}.") from None
+
+
+ACTION_KINDS: tuple[str, ...] = ("acknowledge", "confirm", "reject", "annotate", "escalate", "criteria")
+"""What a console user can do: to an alert (the first five) or to a patient's notification criteria."""
+
+
+@dataclass(frozen=True)
+class AlertAction:
+    """A user's action on an alert or a patient (topic ``ecg.actions``, keyed by patient; ``tools.console``).
+
+    ``action_id`` is unique, so replaying the topic applies each action once. ``text`` is the
+    reason of a rejection or the note of an annotation or escalation; ``recipient`` and
+    ``delivered`` say whom an escalation went to and whether the webhook took it; ``detail``
+    holds the criteria of a ``criteria`` action and the webhook's answer of an escalation.
+    """
+
+    action_id: str
+    kind: str
+    patient_id: str
+    user: str
+    role: str
+    t_ns: int
+    alert_id: str = ""
+    alert_type: str = ""
+    text: str = ""
+    recipient: str = ""
+    delivered: bool | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """JSON with the schema version."""
+        return _dumps(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AlertAction:
+        """Parse a record written by ``to_bytes``; an unknown kind or patient id is a ``ContractError``."""
+        try:
+            action = cls(**_loads(data, "action"))
+        except TypeError as exc:
+            raise ContractError(f"action record has wrong fields: {exc}.") from None
+        if action.kind not in ACTION_KINDS:
+            raise ContractError(f"action kind {action.kind!r} is not one of {', '.join(ACTION_KINDS)}.")
+        check_patient_id(action.patient_id)
+        return action

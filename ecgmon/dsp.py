@@ -34,11 +34,16 @@ def resample(x: np.ndarray, fs_hz: float, fs_out_hz: float, *, dtype: type = np.
     return np.asarray(y, dtype=dtype)
 
 
-def r_peaks(x: np.ndarray, fs_hz: float, *, method: str = "neurokit", clean: bool = False) -> np.ndarray:
+def r_peaks(
+    x: np.ndarray, fs_hz: float, *, method: str = "neurokit", clean: bool = False, min_ratio: float = 0.0
+) -> np.ndarray:
     """R-peak sample indices of one window ``x [samples]`` at ``fs_hz``; empty when none are found.
 
     ``clean`` band-passes first with ``nk.ecg_clean`` (for a raw window; the worker passes its own
     band-passed signal). A window without beat structure (flat, noise) gives no peaks, not an error.
+    ``min_ratio`` drops peaks whose absolute amplitude is below that share of the 75th percentile of
+    the peaks found: the detectors take T waves at slow rates and noise inside a long pause for
+    beats, which read as a normal rate where there is bradycardia or a pause.
     """
     if method not in PEAK_METHODS:
         raise ValueError(f"method={method!r} is unknown; use one of {', '.join(PEAK_METHODS)}")
@@ -52,4 +57,8 @@ def r_peaks(x: np.ndarray, fs_hz: float, *, method: str = "neurokit", clean: boo
             found = nk.ecg_findpeaks(signal, sampling_rate=rate, method=method)["ECG_R_Peaks"]
         except (ValueError, IndexError, ZeroDivisionError):  # NeuroKit2 fails on windows without structure
             return np.zeros(0, dtype=np.int64)
-    return np.asarray(found, dtype=np.int64)
+    peaks = np.asarray(found, dtype=np.int64)
+    if min_ratio > 0 and peaks.size > 1:
+        amp = np.abs(np.asarray(signal)[peaks])
+        peaks = peaks[amp >= min_ratio * np.percentile(amp, 75)]
+    return peaks

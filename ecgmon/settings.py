@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     )
     topic_alerts: str = Field("ecg.alerts", description="Alerts topic (ECGMON_TOPIC_ALERTS).")
     topic_deadletter: str = Field("ecg.deadletter", description="Dead-letter topic (ECGMON_TOPIC_DEADLETTER).")
+    topic_actions: str = Field(
+        "ecg.actions", description="Technicians' actions on alerts, keyed by patient (ECGMON_TOPIC_ACTIONS)."
+    )
     max_message_bytes: int = Field(
         1_048_576,
         ge=1024,
@@ -165,24 +168,35 @@ class Settings(BaseSettings):
     lead_off_clip_fraction: float = Field(
         0.2, gt=0, le=1, description="Share of samples at the extremes = saturation (ECGMON_LEAD_OFF_CLIP_FRACTION)."
     )
+    r_peak_min_ratio: float = Field(
+        0.4,
+        ge=0,
+        lt=1,
+        description=(
+            "R peaks smaller than this share of the window's typical (75th percentile) peak are dropped: T waves "
+            "at slow rates and noise inside a pause are not beats (ECGMON_R_PEAK_MIN_RATIO; 0 keeps all)."
+        ),
+    )
 
     # --- alerts (every threshold of the alert engine) -----------------------------------
-    # AF defaults tuned on the LTAFDB development patients (`ecgmon eval alerts --tune`, docs/alerts.md).
+    # AF defaults tuned on real-wearable development streams (`ecgmon eval build-devset`,
+    # `python -m tools.evaluation.alerts.devtune`) and checked on LTAFDB and CPSC 2021 (docs/alerts.md).
     alert_af_k: int = Field(3, ge=1, description="AF opens when k of the last n windows are AF (ECGMON_ALERT_AF_K).")
     alert_af_n: int = Field(4, ge=1, description="n of the AF k-of-n rule (ECGMON_ALERT_AF_N).")
     alert_af_confidence: float = Field(
         0.5, ge=0, le=1, description="Least AF probability that counts (ECGMON_ALERT_AF_CONFIDENCE)."
     )
     alert_af_max_uncertainty: float = Field(
-        0.5,
+        1.0,
         ge=0,
-        description="Most predictive uncertainty, normalised entropy 0-1 (ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
+        description="Most predictive uncertainty, normalised entropy 0-1; 1 = no gate "
+        "(ECGMON_ALERT_AF_MAX_UNCERTAINTY).",
     )
     alert_af_resolve_m: int = Field(
         6, ge=1, description="AF resolves after m non-AF windows in a row (ECGMON_ALERT_AF_RESOLVE_M)."
     )
     alert_af_evidence: AfEvidence = Field(
-        "classifier", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
+        "combined", description="Which evidence opens AF alerts (ECGMON_ALERT_AF_EVIDENCE)."
     )
     alert_brady_bpm: float = Field(
         40.0, gt=0, description="Bradycardia below this heart rate (ECGMON_ALERT_BRADY_BPM)."
@@ -197,7 +211,7 @@ class Settings(BaseSettings):
         3.0, gt=0, description="A pause is an RR interval longer than this (ECGMON_ALERT_PAUSE_S)."
     )
     alert_min_sqi: float = Field(
-        0.5, ge=0, le=1, description="Below this signal quality a window is poor (ECGMON_ALERT_MIN_SQI)."
+        0.3, ge=0, le=1, description="Below this signal quality a window is poor (ECGMON_ALERT_MIN_SQI)."
     )
     alert_technical_windows: int = Field(
         2, ge=1, description="Poor windows in a row that open a technical alert (ECGMON_ALERT_TECHNICAL_WINDOWS)."
@@ -222,7 +236,7 @@ class Settings(BaseSettings):
         "(ECGMON_ALERT_AF_COMBINED_WEIGHT).",
     )
     alert_af_combined_threshold: float = Field(
-        0.6, ge=0, le=1, description="Least combined AF evidence that counts (ECGMON_ALERT_AF_COMBINED_THRESHOLD)."
+        0.75, ge=0, le=1, description="Least combined AF evidence that counts (ECGMON_ALERT_AF_COMBINED_THRESHOLD)."
     )
     alert_af_rvr_bpm: float = Field(
         110.0,
@@ -323,6 +337,57 @@ class Settings(BaseSettings):
         90.0, gt=0, description="Synthetic events per hour in `ecgmon demo` (ECGMON_DEMO_EVENT_RATE_PER_H)."
     )
 
+    # --- technician's console (``ecgmon console``, tools/console) -------------------------
+    console_host: str = Field(
+        "127.0.0.1", description="Address the console binds; put a TLS proxy in front of it (ECGMON_CONSOLE_HOST)."
+    )
+    console_port: int = Field(8090, ge=1, le=65535, description="Port of the console (ECGMON_CONSOLE_PORT).")
+    console_users_file: Path | None = Field(
+        None,
+        description="Console users with argon2 password hashes; empty = <state dir>/console/users.json "
+        "(ECGMON_CONSOLE_USERS_FILE).",
+    )
+    console_password_min_chars: int = Field(
+        10, ge=8, description="Shortest password `ecgmon console adduser` accepts (ECGMON_CONSOLE_PASSWORD_MIN_CHARS)."
+    )
+    console_session_idle_s: float = Field(
+        8 * 3600.0,
+        gt=0,
+        description="A console session ends after this long unused, s (ECGMON_CONSOLE_SESSION_IDLE_S).",
+    )
+    console_webhook_url: str = Field(
+        "", description="Escalations are POSTed here as JSON; empty = recorded only (ECGMON_CONSOLE_WEBHOOK_URL)."
+    )
+    console_webhook_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait for the escalation webhook to answer (ECGMON_CONSOLE_WEBHOOK_TIMEOUT_S)."
+    )
+    console_escalate_default_to: str = Field(
+        "on-call physician",
+        description="Whom an escalation goes to when the patient's criteria name nobody for it "
+        "(ECGMON_CONSOLE_ESCALATE_DEFAULT_TO).",
+    )
+    console_strip_before_s: float = Field(
+        30.0, gt=0, description="Seconds of lead I the alert page shows before onset (ECGMON_CONSOLE_STRIP_BEFORE_S)."
+    )
+    console_strip_after_s: float = Field(
+        10.0, ge=0, description="Seconds of lead I the alert page shows after onset (ECGMON_CONSOLE_STRIP_AFTER_S)."
+    )
+    console_shift_h: float = Field(
+        12.0, gt=0, description="Length of the shift the report covers, hours (ECGMON_CONSOLE_SHIFT_H)."
+    )
+    console_trend_h: float = Field(
+        6.0, gt=0, description="Hours of heart rate and rhythm on the patient page (ECGMON_CONSOLE_TREND_H)."
+    )
+    console_public_url: str = Field(
+        "",
+        description="The console's address as others reach it (links in webhooks and Grafana); empty = "
+        "http://console_host:console_port (ECGMON_CONSOLE_PUBLIC_URL).",
+    )
+    console_grafana_url: str = Field(
+        "http://localhost:3000",
+        description="Grafana the console links to (docker-compose.yml serves it there) (ECGMON_CONSOLE_GRAFANA_URL).",
+    )
+
     # --- derived --------------------------------------------------------------------------
     @property
     def bootstrap(self) -> str:
@@ -333,6 +398,16 @@ class Settings(BaseSettings):
     def influx(self) -> str:
         """Base URL of InfluxDB, without a trailing slash."""
         return (self.influx_url or f"http://{self.host}:{self.influx_port}").rstrip("/")
+
+    @property
+    def console_url(self) -> str:
+        """The console's base URL as links name it, without a trailing slash."""
+        return (self.console_public_url or f"http://{self.console_host}:{self.console_port}").rstrip("/")
+
+    @property
+    def console_users_path(self) -> Path:
+        """The console's users file."""
+        return self.console_users_file or self.state_dir / "console" / "users.json"
 
     def aiokafka_options(self) -> dict[str, Any]:
         """Bootstrap and security options for any aiokafka producer or consumer ecgmon creates."""
@@ -362,6 +437,7 @@ class Settings(BaseSettings):
                 "topic_reconstructions": f"{prefix}.reconstructions",
                 "topic_alerts": f"{prefix}.alerts",
                 "topic_deadletter": f"{prefix}.deadletter",
+                "topic_actions": f"{prefix}.actions",
             }
         )
 
@@ -383,6 +459,7 @@ class Settings(BaseSettings):
             self.topic_reconstructions,
             self.topic_alerts,
             self.topic_deadletter,
+            self.topic_actions,
         ]
 
 

@@ -6,6 +6,7 @@ stay out of the worker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -48,8 +49,12 @@ class Classifier(Protocol):
     fs_hz: float
     window_samples: int
 
-    def predict(self, x: np.ndarray, *, mc_samples: int = 0) -> ClassifierOutput:
-        """``x [n, window_samples]`` lead I in mV at ``fs_hz`` -> probabilities and uncertainty."""
+    def predict(self, x: np.ndarray, *, mc_samples: int = 0, seeds: Sequence[int] | None = None) -> ClassifierOutput:
+        """``x [n, window_samples]`` lead I in mV at ``fs_hz`` -> probabilities and uncertainty.
+
+        ``seeds`` (one per window) makes the MC passes replayable: a window's outputs then depend only
+        on the window and its seed, not on the rest of the batch.
+        """
         ...
 
 
@@ -63,6 +68,11 @@ class Reconstructor(Protocol):
     window_samples: int
     units: str
 
-    def reconstruct(self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8) -> tuple[np.ndarray, np.ndarray]:
-        """``lead_i [n, window_samples]`` in mV at ``fs_hz`` -> ``(mean, std)``, each ``[n, 11, window_samples]``."""
+    def reconstruct(
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8, seeds: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``lead_i [n, window_samples]`` in mV at ``fs_hz`` -> ``(mean, std)``, each ``[n, 11, window_samples]``.
+
+        ``seeds``: as for ``Classifier.predict``.
+        """
         ...

@@ -8,8 +8,8 @@ A fixed schedule (for tests and demos) can be given instead.
 
 RR models (all vectorised per episode):
 
-- sinus (``N``, ``BRADY``, ``TACHY``): respiratory sinus arrhythmia plus a little noise
-  (RR coefficient of variation about 3-5 %);
+- sinus (``N``, ``BRADY`` 30-38 bpm, ``TACHY`` 155-170 bpm): respiratory sinus arrhythmia plus a little
+  noise (RR coefficient of variation about 3-5 %);
 - ``AF``: independent RR intervals, log-normal with a coefficient of variation of 18-30 %,
   the irregularly irregular ventricular response; beats carry ``af`` (no P, f-waves);
 - ``AFL``: regular RR at an atrial rate of 250-330 /min with 2:1 or 4:1 block; ``flutter``;
@@ -36,6 +36,11 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
     "VT": 0.08,
 }
 
+
+BRADY_BPM = (30.0, 38.0)
+TACHY_BPM = (155.0, 170.0)
+"""Rates of the BRADY and TACHY (sinus) episodes: beyond the default alert limits (40 and 150 bpm), so
+every such event is one a centre should hear about (and the demo shows its alert)."""
 
 _MEAN_EVENT_S = {"AF": 960.0, "AFL": 480.0, "PAUSE": 4.6, "VT": 5.6}  # others: uniform(60, 600) -> 330
 
@@ -195,7 +200,7 @@ class RhythmGenerator:
         u = self.rng.uniform
         p = self.profile
         if label in SINUS:
-            return {"rr_s": 60.0 / {"N": p.hr_bpm, "BRADY": u(32, 45), "TACHY": u(110, 165)}[label]}
+            return {"rr_s": 60.0 / {"N": p.hr_bpm, "BRADY": u(*BRADY_BPM), "TACHY": u(*TACHY_BPM)}[label]}
         if label == "AF":
             return {"rr_s": 60.0 / u(75, 150), "cv": u(0.18, 0.3)}
         if label == "AFL":

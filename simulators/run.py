@@ -44,6 +44,9 @@ class SimulateOptions:
     dup_prob: float = 0.0
     reorder_prob: float = 0.0
     start_ns: int | None = None
+    cast: bool = False
+    """Synthetic: the first patients follow ``simulators.synthetic.cast_schedule`` (AF, sinus tachycardia,
+    bradycardia, pauses), the rest are random; the demo uses it so every expected alert appears."""
 
 
 def parse_records(text: str | None) -> tuple[str, ...] | None:
@@ -78,7 +81,7 @@ def build_devices(settings: Settings, opts: SimulateOptions) -> tuple[list[Devic
         return _replay_devices(settings, opts, max_windows)
     if opts.source == "ltafdb":
         return _ltafdb_devices(settings, opts, max_windows)
-    from simulators.synthetic import SyntheticPatient
+    from simulators.synthetic import SyntheticPatient, cast_schedule
 
     n = opts.patients or 1
     fs_hz = opts.fs_hz or settings.sim_fs_hz
@@ -92,6 +95,7 @@ def build_devices(settings: Settings, opts: SimulateOptions) -> tuple[list[Devic
             event_rate_per_h=settings.sim_event_rate_per_h,
             artefact_rate_per_h=settings.sim_artefact_rate_per_h,
             noise_mv=settings.sim_noise_mv,
+            schedule=cast_schedule(i) if opts.cast else None,
         )
         for i in range(n)
     ]

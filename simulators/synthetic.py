@@ -36,6 +36,32 @@ class WindowData:
     truth: str | None
 
 
+CAST_HOURS = 24.0
+"""How long a cast patient's script lasts; after it the patient stays in sinus rhythm."""
+
+
+def cast_schedule(index: int) -> list[Episode] | None:
+    """The scripted rhythm of cast patient ``index`` (None past the cast), so a demo shows every alert.
+
+    0: paroxysmal AF from 10 s; 1: sinus tachycardia (never AF; a tachycardia alert); 2: bradycardia;
+    3: sinus rhythm with a pause every minute from 25 s. Rates come from ``simulators.rhythms``.
+    """
+    end = CAST_HOURS * 3600.0
+    if index == 0:
+        return [Episode(0.0, 10.0, "N"), Episode(10.0, end, "AF")]
+    if index == 1:
+        return [Episode(0.0, end, "TACHY")]
+    if index == 2:
+        return [Episode(0.0, end, "BRADY")]
+    if index == 3:
+        pauses = np.arange(25.0, min(end, 3600.0), 60.0)
+        return [e for t in pauses for e in (Episode(t - 25.0 if t == 25.0 else t - 55.5, t, "N"),
+                                             Episode(t, t + 4.5, "PAUSE"))]
+    return None
+CAST = ("AF", "TACHY", "BRADY", "PAUSE")
+"""What each cast patient shows, in order."""
+
+
 class SyntheticPatient:
     """One simulated wearer: ``window(seq)`` renders window ``seq`` (windows must be asked in order).
 

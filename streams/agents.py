@@ -32,6 +32,7 @@ from streams.inference import Inference
 from streams.ingress import Record
 from streams.pipeline import Incoming, Output, Pipeline
 from streams.sink import InfluxSink
+from streams.transport import offset_ledger
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ async def run_pipeline() -> None:
         publish=_publish,
         store=_TableStore(),
         health=Health(worker_name(settings.worker_name)),
+        ledger=offset_ledger(app),  # the commit rule the consumer applies (streams.offsets)
     )
     runtime.pipeline = pipeline
     runtime.built.set()

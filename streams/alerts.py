@@ -13,7 +13,8 @@ type       opens / resolves                                              severit
 af         >= k of the last n good windows are AF by the configured      ``medium``; ``high`` while the heart
            evidence (classifier: P(A) >= c and uncertainty <= u;         rate exceeds ``alert_af_rvr_bpm``
            rr: COSEn score >= ``alert_af_rr_min_score``; both; or        (rapid ventricular response)
-           combined: w P(A) + (1-w) score >= threshold); resolves
+           combined, the default: w P(A) + (1-w) score >=
+           threshold, so regular RR vetoes AF); resolves
            after m good non-AF windows in a row
 brady      heart rate < ``alert_brady_bpm`` for ``alert_rate_sustain_``  ``high``; ``critical`` below
            ``windows`` good windows in a row; resolves after             ``alert_brady_critical_bpm``
@@ -136,7 +137,9 @@ class AlertEngine:
             return rr_ok, float(rr) if rr is not None and _finite(rr) else 0.0
         if mode == "both":
             return clf and rr_ok, min(p_af, float(rr) if rr is not None and _finite(rr) else 0.0)
-        # combined: a weighted mean; without RR (too few beats) the classifier speaks alone.
+        # combined (the default): a weighted mean; without RR (too few beats) the classifier speaks alone.
+        # With w = 0.5 and threshold 0.75 a window needs RR score >= 0.5 however sure the classifier is, so
+        # a fast regular rhythm (sinus tachycardia, flutter with fixed conduction) never counts as AF.
         if rr is None or not _finite(rr):
             return clf, p_af
         w = s.alert_af_combined_weight

@@ -9,7 +9,8 @@ and the InfluxDB sink), ``deadletter_total`` (since the worker started), and ``w
 (seconds InfluxDB has been failing writes, 0 when it answers: during an outage the points wait in
 the sink's buffer and are written with their own timestamps once it is back, so the outage shows
 in the ``pipeline`` measurement afterwards), ``rebalances`` (partition revocations this worker has
-seen) and ``dropped_total`` (in-flight windows dropped on a revocation, replayed by their owner).
+seen) and ``dropped_total`` (windows dropped unprocessed and read again: in flight when their
+partition was revoked, or handed over out of turn, see ``streams.offsets``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ computation on a window (preprocessing, the RR evidence, the InfluxDB line and K
 prediction, the waveforms as arrays) happens here, in the inference thread, so the event loop only
 routes; the sink formats the waveforms' points in its own process (``streams.sink``).
 
+Replay gives the same outputs: every window's MC-dropout masks come from its own seed
+(``window_seed``: patient id and seq) and the models run the replayable path (fixed chunks,
+``models.mc_dropout``), so a window's probabilities, uncertainty and reconstruction are the same bits
+whichever batch it lands in, and a replayed window cannot flip an uncertainty gate.
+
 On CUDA the models run under autocast after a warm-up batch (the reconstructor pins its inputs and
 copies them non-blocking); on CPU there is no warm-up, and torch gets ``torch_threads`` threads
 (default: every core but one, which the event loop needs for Kafka and InfluxDB I/O; measured on the
@@ -15,6 +20,7 @@ shared 2-core dev machine, two intra-op threads ran a 64-window batch 8x slower 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -64,6 +70,12 @@ def _rounded(x: np.ndarray, decimals: int = 4) -> list[float]:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
+
+
+def window_seed(patient_id: str, seq: int) -> int:
+    """The MC-dropout seed of a window: 63 bits of BLAKE2b over its patient id and seq (same on every replay)."""
+    digest = hashlib.blake2b(f"{patient_id}\x00{seq}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def cpu_bf16_wanted(precision: str) -> bool:
@@ -119,13 +131,16 @@ class Inference:
         n = self.settings.max_batch
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
             self.classifier.predict(
-                np.zeros((n, self.classifier.window_samples), np.float32), mc_samples=self.settings.mc_samples
+                np.zeros((n, self.classifier.window_samples), np.float32),
+                mc_samples=self.settings.mc_samples,
+                seeds=[0] * n,
             )
             if self.reconstructor is not None:
                 self.reconstructor.reconstruct(
                     np.zeros((n, self.reconstructor.window_samples), np.float32),
                     PatientMeta.unknown(n),
                     samples=self.settings.mc_samples,
+                    seeds=[0] * n,
                 )
 
     def classifier_precision(self) -> contextlib.AbstractContextManager[Any]:
@@ -140,11 +155,14 @@ class Inference:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def classify(self, x: np.ndarray, mc_samples: int | None = None) -> Any:
-        """The classifier on a prepared batch ``[n, window_samples]`` at the worker's precision and MC passes."""
+    def classify(self, x: np.ndarray, mc_samples: int | None = None, seeds: Sequence[int] | None = None) -> Any:
+        """The classifier on a prepared batch ``[n, window_samples]`` at the worker's precision and MC passes.
+
+        ``seeds`` (one per window, ``window_seed``): replayable outputs; without, torch's global generator.
+        """
         samples = self.settings.mc_samples if mc_samples is None else mc_samples
         with torch.inference_mode(), self.classifier_precision():
-            return self.classifier.predict(x, mc_samples=samples)
+            return self.classifier.predict(x, mc_samples=samples, seeds=seeds)
 
     def prepare(self, windows: Sequence[Window]) -> Prepared:
         """The batch's preprocessing at the classifier's rate and length (the bench times this same call)."""
@@ -156,16 +174,18 @@ class Inference:
             model_window_samples=clf.window_samples,
             flat_mv=s.lead_off_flat_mv,
             clip_fraction=s.lead_off_clip_fraction,
+            min_peak_ratio=s.r_peak_min_ratio,
         )
 
     def __call__(self, requests: Sequence[Request]) -> list[Result]:
         """Run one micro-batch; results in the order of ``requests``."""
         s = self.settings
         windows = [r.window for r in requests]
+        seeds = [window_seed(w.patient_id, w.seq) for w in windows]
         prep = self.prepare(windows)
-        out = self.classify(prep.x)
+        out = self.classify(prep.x, seeds=seeds)
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
-            recon = self._reconstruct(requests, prep.x)
+            recon = self._reconstruct(requests, prep.x, seeds)
         display = self._display(windows)
         probs = np.asarray(out.probs, dtype=np.float64)
         uncertainty = np.asarray(out.uncertainty, dtype=np.float64).reshape(-1)
@@ -240,7 +260,9 @@ class Inference:
                 out[i] = resampled[row]
         return out
 
-    def _reconstruct(self, requests: Sequence[Request], x_clf: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    def _reconstruct(
+        self, requests: Sequence[Request], x_clf: np.ndarray, seeds: Sequence[int]
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``{index: (mean, std)}`` at display rate, ``[11, k]`` each, for the requests that ask for it."""
         rec = self.reconstructor
         idx = [i for i, r in enumerate(requests) if r.reconstruct]
@@ -262,7 +284,7 @@ class Inference:
             np.array([np.nan if requests[i].window.age is None else requests[i].window.age for i in idx], np.float32),
             np.array([np.nan if requests[i].window.sex is None else requests[i].window.sex for i in idx], np.float32),
         )
-        mean, std = rec.reconstruct(lead_i, meta, samples=self.settings.mc_samples)
+        mean, std = rec.reconstruct(lead_i, meta, samples=self.settings.mc_samples, seeds=[seeds[i] for i in idx])
         mean = resample(np.asarray(mean, np.float32), rec.fs_hz, self.settings.display_hz)
         std = np.maximum(resample(np.asarray(std, np.float32), rec.fs_hz, self.settings.display_hz), 0.0)
         return {i: (mean[j], std[j]) for j, i in enumerate(idx)}

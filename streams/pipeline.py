@@ -8,13 +8,18 @@ patient's alert state (``AlertEngine.step``; the new state is kept in memory at 
 patient's next window), publishes the prediction, reconstruction and alerts to Kafka and hands the
 InfluxDB lines to the sink. ``settle()``, a second task, takes the completed windows in the same
 order again and waits until the sink has stored the window's points and Kafka has accepted its
-outputs; only then does it write the patient's new state to the table's changelog (the window's
-own partition, so the changelog matches the source topic) and acknowledge the Kafka record.
+outputs (an output that failed for a reason a retry can fix is sent again, with back-off, until it
+is written or the window's partition is revoked); only then does it write the patient's new state
+to the table's changelog (the window's own partition, so the changelog matches the source topic)
+and settle the record.
 
-So the consumer commits offsets only for windows safely written, and the changelog never holds a
-state whose alerts were not yet written: a crash (kill -9) replays every window after the last
-committed offset from the last persisted state, and the replay produces the same predictions and
-the same alerts with the same ids and timestamps (at-least-once; InfluxDB points are keyed by
+Every record is claimed on the ``OffsetLedger`` (``streams.offsets``) when ``ingest`` takes it and
+settled there once written; the consumer commits only what the ledger allows, so the committed
+offset never passes a window in flight, waiting for a retry, or dropped on a revocation, and the
+changelog never holds a state whose alerts were not yet written: a crash (kill -9) replays every
+window after the last committed offset from the last persisted state, and the replay produces the
+same predictions (inference seeds its MC dropout from the window, ``streams.inference``) and the
+same alerts with the same ids and timestamps (at-least-once; InfluxDB points are keyed by
 measurement, tags and time, so a replayed window overwrites itself and ends as one row; Kafka
 consumers de-duplicate alerts by ``alert_id``). An alert open before the crash is in the restored
 state, so it is neither re-opened nor lost.
@@ -37,6 +42,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from ecgmon.contracts import Alert, DeadLetter
@@ -47,10 +53,13 @@ from streams.batching import BatchExecutor
 from streams.health import Health
 from streams.inference import Request, Result
 from streams.ingress import Record, dead_letter, decode_or_dead_letter
+from streams.offsets import Claim, OffsetLedger
 from streams.reconstruction_policy import should_reconstruct
 from streams.sink import InfluxSink
 
 log = logging.getLogger(__name__)
+
+_FIRST_RETRY_S = 0.1
 
 Output = Literal["predictions", "reconstructions", "alerts", "deadletter"]
 Publish = Callable[[Output, bytes | str | None, bytes], Awaitable["asyncio.Future[Any]"]]
@@ -75,7 +84,7 @@ class StateStore(Protocol):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A consumed record and how to acknowledge it (commit its offset once everything is written).
+    """A consumed record and how to acknowledge it to Faust once settled (the ledger decides the commit).
 
     ``epoch`` is ``Pipeline.epoch`` when the record was consumed: a later revocation of its
     partition makes the record stale (see ``Pipeline.revoke``).
@@ -88,25 +97,40 @@ class Incoming:
 
 
 @dataclass
+class _Output:
+    """One output of a window: its write in progress, and how to send it again if that fails."""
+
+    future: asyncio.Future[Any]
+    resend: Callable[[], Awaitable[asyncio.Future[Any]]]
+
+
+@dataclass
 class _Done:
-    """A completed window waiting for its outputs before its state is persisted and it is acked."""
+    """A completed window waiting for its outputs before its state is persisted and it is settled."""
 
     incoming: Incoming
     patient_id: str
     state: dict[str, Any] | None
-    futures: list[asyncio.Future[Any]]
+    outputs: list[_Output]
+    claim: Claim | None = None
 
 
-def _all_written(futures: list[asyncio.Future[Any]], what: str) -> bool:
-    """True when every output future succeeded (a non-retriable InfluxDB refusal counts as done)."""
-    for f in futures:
-        exc = None if f.cancelled() else f.exception()
-        if f.cancelled() or (exc is not None and getattr(exc, "retriable", True)):
-            log.error("Outputs of %s were not all written (%s); its offset stays uncommitted.", what, exc)
-            return False
-        if exc is not None:
-            log.error("InfluxDB refused points of %s for good (%s); acknowledging anyway.", what, exc)
-    return True
+def retry_needed(future: asyncio.Future[Any]) -> BaseException | None:
+    """The failure of a finished output write that a retry can fix (cancelled, or a retriable error), else None.
+
+    A refusal that no retry can fix (``retriable`` False: InfluxDB rejected the points themselves, Kafka
+    refused the record as too large) counts as done: it is logged and the window is settled anyway.
+    """
+    if future.cancelled():
+        return asyncio.CancelledError("the write was cancelled")
+    exc = future.exception()
+    if exc is not None and getattr(exc, "retriable", True):
+        return exc
+    return None
+
+
+def _record_name(record: Record) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
 class Pipeline:
@@ -122,16 +146,19 @@ class Pipeline:
         publish: Publish,
         store: StateStore,
         health: Health,
+        ledger: OffsetLedger | None = None,
     ) -> None:
         self.settings = settings
+        self.ledger = ledger
+        """The commit rule (``streams.offsets``); None: every record is processed and nothing is claimed."""
         self.executor = executor
         self.engine = engine
         self.sink = sink
         self.publish = publish
         self.store = store
         self.health = health
-        self._inflight: asyncio.Queue[tuple[Incoming, str, asyncio.Future[Result] | DeadLetter]] = asyncio.Queue(
-            maxsize=settings.queue_windows + settings.max_batch
+        self._inflight: asyncio.Queue[tuple[Incoming, str, asyncio.Future[Result] | DeadLetter, Claim | None]] = (
+            asyncio.Queue(maxsize=settings.queue_windows + settings.max_batch)
         )
         self._unsettled: asyncio.Queue[_Done] = asyncio.Queue(maxsize=settings.queue_windows + settings.max_batch)
         self.epoch = 0
@@ -175,17 +202,30 @@ class Pipeline:
         )
 
     async def ingest(self, incoming: Incoming) -> None:
-        """Decode one record and hand it on; waits when the executor or the in-flight queue is full."""
+        """Claim one record on the ledger, decode it and hand it on; waits when the executor or queue is full.
+
+        A record the ledger does not accept is dropped unprocessed: its partition was revoked since
+        it was consumed (the owner reads it again), or it is not the partition's next record (a
+        duplicate, or ahead of one Faust skipped: the consumer reads the partition again from there).
+        """
+        record = incoming.record
+        if self.stale(incoming):  # before claiming: a stale record must never take the new generation's turn
+            self.dropped_total += 1
+            return
+        claim = None
+        if self.ledger is not None:
+            claim = self.ledger.consume((record.topic, record.partition), record.offset)  # before any await
+            if claim is None:
+                self.dropped_total += 1
+                return
         s = self.settings
         decoded = decode_or_dead_letter(
             incoming.record, max_bytes=s.max_message_bytes, keep_bytes=s.deadletter_keep_bytes
         )
         if isinstance(decoded, DeadLetter):
-            # Queued behind the windows consumed before it, never acknowledged ahead of them: Faust commits
-            # the first run of acknowledged offsets, and before a partition's first commit it does not check
-            # that run against the windows still in flight, so an early ack could commit past unwritten
-            # windows and a crash would lose them.
-            await self._inflight.put((incoming, "", decoded))
+            # Queued behind the windows consumed before it and settled in the same order (its claim holds
+            # the commit like any window's until the dead letter is in Kafka).
+            await self._inflight.put((incoming, "", decoded, claim))
             return
         window = decoded
         reconstruct = should_reconstruct(
@@ -195,7 +235,7 @@ class Pipeline:
             open_alert_types=open_alerts(self.store.get(window.patient_id)),
         )
         future = await self.executor.submit(Request(window, reconstruct, incoming.t_in))
-        await self._inflight.put((incoming, window.patient_id, future))
+        await self._inflight.put((incoming, window.patient_id, future, claim))
 
     async def complete(self) -> None:
         """Complete in-flight windows in order, forever (run it as one task).
@@ -204,9 +244,9 @@ class Pipeline:
         A window whose partition was revoked since it was consumed is dropped (see ``revoke``).
         """
         while True:
-            incoming, patient_id, pending = await self._inflight.get()
+            incoming, patient_id, pending, claim = await self._inflight.get()
             if isinstance(pending, DeadLetter):
-                await self._dead_letter(incoming, pending)  # ``settle`` skips it if its partition was revoked
+                await self._dead_letter(incoming, pending, claim)  # ``settle`` skips it if its partition was revoked
                 continue
             future = pending
             if self.stale(incoming):
@@ -219,14 +259,14 @@ class Pipeline:
                     self._drop(future)
                     continue
                 step = "processing"
-                await self._finish(incoming, result)  # steps and keeps state before its first await
+                await self._finish(incoming, result, claim)  # steps and keeps state before its first await
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one window's failure must not stop the completer
                 log.exception("The %s of a window of %s failed.", step, patient_id)
                 reason = f"{step} failed: {type(exc).__name__}: {exc}"
                 keep = self.settings.deadletter_keep_bytes
-                await self._dead_letter(incoming, dead_letter(incoming.record, reason, keep_bytes=keep))
+                await self._dead_letter(incoming, dead_letter(incoming.record, reason, keep_bytes=keep), claim)
 
     def _drop(self, future: asyncio.Future[Result]) -> None:
         self.dropped_total += 1
@@ -234,17 +274,13 @@ class Pipeline:
             future.cancel()  # the batcher skips cancelled items
 
     async def settle(self) -> None:
-        """Persist state and acknowledge completed windows in order, once written (run it as one task)."""
+        """Persist state and settle completed windows in order, once written (run it as one task)."""
         while True:
             done = await self._unsettled.get()
-            if done.futures:
-                await asyncio.wait(done.futures)
-            record = done.incoming.record
-            if self.stale(done.incoming):  # revoked meanwhile: the owner replays it; ``revoke`` reset the state
+            if not await self._written(done):  # revoked meanwhile: the owner replays it; ``revoke`` reset the state
                 self.dropped_total += 1
                 continue
-            if not _all_written(done.futures, f"{record.topic}[{record.partition}]@{record.offset}"):
-                continue
+            record = done.incoming.record
             if done.state is not None:
                 self.store.persist(done.patient_id, done.state, record.partition)
                 entry = self._persisted.get(done.patient_id)
@@ -254,8 +290,57 @@ class Pipeline:
                     else:
                         self._persisted[done.patient_id] = (done.state, entry[1], entry[2] - 1)
             done.incoming.ack()
+            if self.ledger is not None:
+                self.ledger.settle(done.claim)
 
-    async def _finish(self, incoming: Incoming, result: Result) -> None:
+    async def _written(self, done: _Done) -> bool:
+        """Wait until every output of ``done`` is written, sending failed ones again; False if it went stale.
+
+        The retries wait ``_FIRST_RETRY_S`` doubling up to ``influx_retry_max_s``, for as long as it
+        takes: the window is settled in order, so the windows behind it wait too (back-pressure,
+        as during an InfluxDB outage), and its offset stays uncommitted meanwhile.
+        """
+        backoff_s = _FIRST_RETRY_S
+        what = _record_name(done.incoming.record)
+        while True:
+            pending = [o.future for o in done.outputs if not o.future.done()]
+            if pending:
+                await asyncio.wait(pending)
+            if self.stale(done.incoming):
+                return False
+            failed = [(o, exc) for o in done.outputs if (exc := retry_needed(o.future)) is not None]
+            if not failed:
+                for o in done.outputs:
+                    if o.future.exception() is not None:
+                        log.error(
+                            "An output of %s was refused for good (%s); settling it anyway.", what, o.future.exception()
+                        )
+                return True
+            log.warning(
+                "%d output(s) of %s were not written (%s); sending them again in %.1f s.",
+                len(failed),
+                what,
+                failed[0][1],
+                backoff_s,
+            )
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(2 * backoff_s, max(self.settings.influx_retry_max_s, _FIRST_RETRY_S))
+            for output, _ in failed:
+                if self.stale(done.incoming):
+                    return False
+                try:
+                    output.future = await output.resend()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the next round waits and tries again
+                    output.future = asyncio.get_running_loop().create_future()
+                    output.future.set_exception(exc)
+
+    async def _send(self, output: Output, key: bytes | str | None, value: bytes) -> _Output:
+        """Publish one record; the returned output can publish it again."""
+        return _Output(await self.publish(output, key, value), partial(self.publish, output, key, value))
+
+    async def _finish(self, incoming: Incoming, result: Result, claim: Claim | None) -> None:
         window, prediction = result.window, result.prediction
         record = incoming.record
         before = self.store.get(window.patient_id)
@@ -265,15 +350,15 @@ class Pipeline:
         self._persisted[window.patient_id] = (
             (before, record.partition, 1) if base is None else (base[0], base[1], base[2] + 1)
         )
-        futures = [await self.publish("predictions", window.patient_id, prediction.to_bytes())]
+        outputs = [await self._send("predictions", window.patient_id, prediction.to_bytes())]
         if result.reconstruction is not None:
-            futures.append(await self.publish("reconstructions", window.patient_id, result.reconstruction))
+            outputs.append(await self._send("reconstructions", window.patient_id, result.reconstruction))
         for alert in alerts:
-            futures.append(await self.publish("alerts", window.patient_id, alert.to_bytes()))
+            outputs.append(await self._send("alerts", window.patient_id, alert.to_bytes()))
         lines = result.lines + [points.alert_line(a) for a in alerts]
-        futures.append(await self.sink.write(lines))
+        outputs.append(_Output(await self.sink.write(lines), partial(self.sink.write, lines)))
         self.health.window_done(time.monotonic() - incoming.t_in)
-        await self._unsettled.put(_Done(incoming, window.patient_id, state, futures))
+        await self._unsettled.put(_Done(incoming, window.patient_id, state, outputs, claim))
         for alert in alerts:
             self._log_alert(alert)
 
@@ -294,11 +379,11 @@ class Pipeline:
             lead_off=result.lead_off,
         )
 
-    async def _dead_letter(self, incoming: Incoming, envelope: DeadLetter) -> None:
+    async def _dead_letter(self, incoming: Incoming, envelope: DeadLetter, claim: Claim | None) -> None:
         self.health.dead_lettered()
         log.info("Dead-lettered %s[%d]@%d: %s", envelope.topic, envelope.partition, envelope.offset, envelope.reason)
-        future = await self.publish("deadletter", incoming.record.key, envelope.to_bytes())  # the original key
-        await self._unsettled.put(_Done(incoming, "", None, [future]))
+        output = await self._send("deadletter", incoming.record.key, envelope.to_bytes())  # the original key
+        await self._unsettled.put(_Done(incoming, "", None, [output], claim))
 
     @staticmethod
     def _log_alert(alert: Alert) -> None:

@@ -92,7 +92,9 @@ def signal_quality(raw: np.ndarray, filtered: np.ndarray, fs_hz: float) -> np.nd
     top = min(40.0, fs_hz / 2)
 
     def band(lo: float, hi: float) -> np.ndarray:
-        return np.asarray(pxx[..., (f >= lo) & (f <= hi)].sum(axis=-1))
+        # Contiguous rows: NumPy sums a strided selection in another order, so a window's SQI would
+        # change in the last bit with the size of its batch (replays must give the same bits).
+        return np.asarray(np.ascontiguousarray(pxx[..., (f >= lo) & (f <= hi)]).sum(axis=-1))
 
     eps = 1e-12
     p_ratio = band(5.0, 15.0) / (band(5.0, top) + eps)
@@ -128,11 +130,13 @@ def prepare_batch(
     model_window_samples: int,
     flat_mv: float,
     clip_fraction: float,
+    min_peak_ratio: float,
 ) -> Prepared:
     """Prepare windows ``samples[i] [k_i]`` (mV at ``fs_hz[i]``) for the models and the alert engine.
 
     Windows that share a rate and length are filtered and resampled together in one call. The
-    lead-off thresholds come from ``Settings.lead_off_flat_mv`` and ``lead_off_clip_fraction``.
+    lead-off thresholds come from ``Settings.lead_off_flat_mv`` and ``lead_off_clip_fraction``, the
+    R-peak floor from ``Settings.r_peak_min_ratio``.
     """
     n = len(samples)
     if len(fs_hz) != n:
@@ -153,7 +157,8 @@ def prepare_batch(
         sqi[idx] = signal_quality(raw, filtered, fs)
         off[idx] = lead_off(raw, flat_mv=flat_mv, clip_fraction=clip_fraction)
         for row, i in enumerate(idx):
-            peaks = np.zeros(0, dtype=np.int64) if off[i] else r_peaks(filtered[row], fs, method=PEAK_METHOD)
+            found = r_peaks(filtered[row], fs, method=PEAK_METHOD, min_ratio=min_peak_ratio) if not off[i] else None
+            peaks = np.zeros(0, dtype=np.int64) if found is None else found
             rr_list[i], hr[i], max_rr[i] = rhythm(peaks, length, fs)
     sqi[off] = 0.0
     return Prepared(x=x, hr_bpm=hr, sqi=sqi, rr_s=rr_list, max_rr_s=max_rr, lead_off=off)

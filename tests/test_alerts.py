@@ -16,7 +16,8 @@ from streams.alerts import AlertEngine, Observation, open_alerts
 S = Settings(
     alert_af_k=3, alert_af_n=4, alert_af_confidence=0.6, alert_af_max_uncertainty=0.25, alert_af_resolve_m=3,
     alert_af_evidence="classifier", alert_technical_windows=2, alert_technical_resolve_windows=2,
-    alert_rate_sustain_windows=2, alert_rate_resolve_windows=2, alert_min_sqi=0.5,
+    alert_rate_sustain_windows=2, alert_rate_resolve_windows=2, alert_min_sqi=0.5, alert_af_combined_weight=0.5,
+    alert_af_combined_threshold=0.6,
 )
 
 SINUS = {"N": 0.9, "A": 0.05, "O": 0.04, "~": 0.01}
@@ -192,3 +193,13 @@ def test_patient_ids_and_windows_keep_alert_ids_apart() -> None:
 def test_k_above_n_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="ALERT_AF_K"):
         AlertEngine(S.model_copy(update={"alert_af_k": 5}))
+
+
+def test_shipped_defaults_tell_a_fast_regular_rhythm_from_af() -> None:
+    """Sinus tachycardia or flutter with fixed conduction that the classifier calls AF: regular RR vetoes it."""
+    eng = AlertEngine(Settings())
+    fast = {"hr_bpm": 165.0, "uncertainty": 0.05}
+    _, events = run(eng, [obs(i, AF, rr_irregularity=0.2, **fast) for i in range(8)])
+    assert "af" not in {e.type for e in events} and {e.type for e in events} == {"tachy"}
+    _, events = run(AlertEngine(Settings()), [obs(i, AF, rr_irregularity=0.9, **fast) for i in range(4)])
+    assert ("af", "opened") in [(e.type, e.state) for e in events]  # irregular: AF with rapid response

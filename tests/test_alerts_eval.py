@@ -14,7 +14,8 @@ from tools.cli.main import app
 from tools.evaluation.alerts.run import EvalOptions, collect, report
 from tools.evaluation.alerts.scoring import Evidence, Truth, evaluate_settings, replay_af, score_record, summarise
 
-KEYS = {"records", "episodes", "detected", "sensitivity", "median_onset_delay_s", "false_alerts_per_hour"}
+KEYS = {"records", "episodes", "detected", "sensitivity", "median_onset_delay_s", "false_alerts_per_hour",
+        "false_alerts_per_patient_hour", "false_alerts_per_1000_patients_per_hour"}
 LTAF_KEYS = KEYS | {"hours", "af_burden_error_pp", "per_record", "by_evidence", "windows_per_s"}
 
 
@@ -28,6 +29,9 @@ def test_scoring_rules_on_a_hand_made_timeline() -> None:
     assert s.est_burden == pytest.approx((320 + 10 + 100) / 3600)
     summary = summarise([s])
     assert summary.sensitivity == 1.0 and summary.false_alerts_per_hour == pytest.approx(1.0)
+    figures = summary.figures()  # one patient for one hour: 1 false alert per patient-hour, 1,000 for a centre
+    assert figures["false_alerts_per_patient_hour"] == figures["false_alerts_per_hour"] == pytest.approx(1.0)
+    assert figures["false_alerts_per_1000_patients_per_hour"] == pytest.approx(1000.0)
     assert summary.af_burden_error_pp == pytest.approx(100 * 110 / 3600, abs=1e-3)
 
 

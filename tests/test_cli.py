@@ -40,7 +40,9 @@ def test_namespaced_settings_rename_app_and_every_topic() -> None:
     base = Settings()
     ns = base.namespaced("t1")
     assert ns.app_id == "t1-app"
-    assert ns.topics() == ["t1.windows", "t1.predictions", "t1.reconstructions", "t1.alerts", "t1.deadletter"]
+    assert ns.topics() == [
+        "t1.windows", "t1.predictions", "t1.reconstructions", "t1.alerts", "t1.deadletter", "t1.actions"
+    ]
     assert ns.kafka_port == base.kafka_port
 
 

@@ -259,7 +259,20 @@ def _known_points() -> list[str]:
     for k in range(3):  # a worker with records waiting that completes nothing
         stuck = {"windows_per_s": 0.0, "consumer_lag": 7, "inflight": 0}
         lines.append(line("pipeline", {"worker": "w-stuck"}, stuck, T0 + 5_000 * k))
+    for patient in ("dash-a", "dash-b", "dash-c"):  # a technician's action in the console (tools/console)
+        lines.append(_console_action_line(patient, T0 + 90_000))
     return lines
+
+
+def _console_action_line(patient: str, t_ms: int) -> str:
+    from ecgmon.contracts import AlertAction
+    from tools.console.bus import action_line
+
+    action = AlertAction(
+        action_id=f"a-{patient}", kind="acknowledge", patient_id=patient, user="tess", role="technician",
+        t_ns=t_ms * 1_000_000, alert_id=f"{patient}:af:1", alert_type="af",
+    )  # fmt: skip
+    return action_line(action)
 
 
 @pytest.fixture(scope="module")

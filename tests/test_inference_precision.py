@@ -13,7 +13,11 @@ from tests.conftest import DATA
 
 CINC2017 = DATA / "cinc2017"
 
-LEAD_OFF = {"flat_mv": Settings().lead_off_flat_mv, "clip_fraction": Settings().lead_off_clip_fraction}
+PHYSICS = {
+    "flat_mv": Settings().lead_off_flat_mv,
+    "clip_fraction": Settings().lead_off_clip_fraction,
+    "min_peak_ratio": Settings().r_peak_min_ratio,
+}
 
 
 def test_explicit_precisions_are_obeyed_and_auto_is_a_choice() -> None:
@@ -35,7 +39,7 @@ def test_bf16_keeps_the_labels_of_real_windows() -> None:
         names = [line.split(",")[0] for line in f][:40]
     data = load_cinc2017(CINC2017, 300.0, names)
     windows = [s[: 300 * 10] for s in data.signals if len(s) >= 300 * 10]
-    x = prepare_batch(windows, [300.0] * len(windows), model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF).x
+    x = prepare_batch(windows, [300.0] * len(windows), model_fs_hz=100.0, model_window_samples=1000, **PHYSICS).x
     a = fp32.classify(x).probs
     b = bf16.classify(x).probs
     agree = float((a.argmax(1) == b.argmax(1)).mean())

@@ -13,7 +13,11 @@ import wfdb.processing
 from ecgmon.settings import Settings
 from streams.preprocess import fit_length, prepare_batch
 
-LEAD_OFF = {"flat_mv": Settings().lead_off_flat_mv, "clip_fraction": Settings().lead_off_clip_fraction}
+PHYSICS = {
+    "flat_mv": Settings().lead_off_flat_mv,
+    "clip_fraction": Settings().lead_off_clip_fraction,
+    "min_peak_ratio": Settings().r_peak_min_ratio,
+}
 
 
 def _sim(hr_bpm: float, fs_hz: float, seed: int, duration_s: float = 10.0) -> np.ndarray:
@@ -27,7 +31,7 @@ def test_heart_rate_matches_wfdb_xqrs_on_cinc2017(data_dir: Path, record: str) -
     window = rec.p_signal[: int(10 * fs), 0]
     peaks = wfdb.processing.xqrs_detect(window, fs, verbose=False)
     reference_bpm = 60.0 / np.mean(np.diff(peaks) / fs)
-    p = prepare_batch([window], [fs], model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF)
+    p = prepare_batch([window], [fs], model_fs_hz=100.0, model_window_samples=1000, **PHYSICS)
     assert abs(p.hr_bpm[0] - reference_bpm) < 2.0
     assert p.sqi[0] > 0.5 and not p.lead_off[0]
 
@@ -39,7 +43,7 @@ def test_heart_rate_of_seeded_simulations_across_rates() -> None:
         [fs for _, fs, _ in cases],
         model_fs_hz=100.0,
         model_window_samples=1000,
-        **LEAD_OFF,
+        **PHYSICS,
     )
     for i, (hr, _, _) in enumerate(cases):
         assert abs(p.hr_bpm[i] - hr) < 2.0, (hr, p.hr_bpm[i])
@@ -49,7 +53,7 @@ def test_heart_rate_of_seeded_simulations_across_rates() -> None:
 
 def test_resampled_model_input_keeps_the_signal() -> None:
     x = _sim(70, 500.0, 5)
-    p = prepare_batch([x], [500.0], model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF)
+    p = prepare_batch([x], [500.0], model_fs_hz=100.0, model_window_samples=1000, **PHYSICS)
     # Same waveform, five times fewer samples: the peak-to-peak amplitude survives resampling.
     assert np.ptp(p.x[0]) == pytest.approx(np.ptp(x), rel=0.15)
 
@@ -61,7 +65,7 @@ def test_quality_separates_ecg_from_noise_and_flags_lead_off() -> None:
     flat = np.full(2500, 0.2) + rng.normal(0, 0.002, 2500)
     saturated = np.clip(ecg * 20, -1.0, 1.0)
     p = prepare_batch(
-        [ecg, noise, flat, saturated], [250.0] * 4, model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF
+        [ecg, noise, flat, saturated], [250.0] * 4, model_fs_hz=100.0, model_window_samples=1000, **PHYSICS
     )
     assert p.sqi[0] > 0.7 and p.sqi[1] < 0.3
     assert list(p.lead_off) == [False, False, True, True]
@@ -72,7 +76,7 @@ def test_a_pause_shows_in_max_rr() -> None:
     fs = 250.0
     x = _sim(60, fs, 7)
     x[int(3.2 * fs) : int(7.2 * fs)] = np.median(x)  # four seconds without a beat
-    p = prepare_batch([x, _sim(60, fs, 7)], [fs, fs], model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF)
+    p = prepare_batch([x, _sim(60, fs, 7)], [fs, fs], model_fs_hz=100.0, model_window_samples=1000, **PHYSICS)
     assert p.max_rr_s[0] > 3.5
     assert p.max_rr_s[1] < 1.5
 
@@ -80,7 +84,7 @@ def test_a_pause_shows_in_max_rr() -> None:
 def test_crop_and_pad_to_the_model_window() -> None:
     short = _sim(70, 250.0, 8, duration_s=6.0)
     long = _sim(70, 250.0, 9, duration_s=14.0)
-    p = prepare_batch([short, long], [250.0, 250.0], model_fs_hz=100.0, model_window_samples=1000, **LEAD_OFF)
+    p = prepare_batch([short, long], [250.0, 250.0], model_fs_hz=100.0, model_window_samples=1000, **PHYSICS)
     assert p.x.shape == (2, 1000)
     assert np.all(p.x[0, 600:] == p.x[0, 999])  # padded with the window's median: a flat tail
     assert fit_length(np.arange(10.0)[None], 4).tolist() == [[0.0, 1.0, 2.0, 3.0]]

@@ -130,14 +130,6 @@ def influx_restored(stack_settings: Settings) -> Iterator[Settings]:
         stack.up(stack_settings, only="influxdb")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug, found 2026-12-04, not yet fixed: in 4 runs of 10 the windows consumed during the "
-        "outage (mostly seq 5-9 of 24 per patient) never reach InfluxDB after the kill -9, no write refusal "
-        "is logged and the new worker does not replay them (docs/reliability.md, Known issue)"
-    ),
-)
 def test_no_window_lost_through_an_influx_outage_and_a_worker_kill(
     influx_restored: Settings, influx: InfluxClient, run_dir: Path
 ) -> None:

@@ -52,6 +52,7 @@ def stack_env(
             "ECGMON_TOPIC_RECONSTRUCTIONS": settings.topic_reconstructions,
             "ECGMON_TOPIC_ALERTS": settings.topic_alerts,
             "ECGMON_TOPIC_DEADLETTER": settings.topic_deadletter,
+            "ECGMON_TOPIC_ACTIONS": settings.topic_actions,
         }
     )
     for key in ("kafka_bootstrap", "influx_url"):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -14,6 +14,7 @@ from torch import nn
 
 from models.classifier.preprocess import preprocess_windows
 from models.interfaces import CLASSES, ClassifierOutput
+from models.mc_dropout import chunks, pad_rows, pad_seeds, seeded_dropout
 
 MC_MODES: tuple[str, ...] = ("full", "head")
 """``full``: dropout on everywhere for every pass; ``head``: trunk once, only the head sampled."""
@@ -75,18 +76,24 @@ class RhythmClassifier:
         """Network outputs for already-preprocessed ``x [n, leads, samples]`` (eval mode, batched)."""
         return self._run(x, mc_samples=0)[0]
 
-    def _run(self, xp: np.ndarray, mc_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    def _run(
+        self, xp: np.ndarray, mc_samples: int, seeds: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         cuda = self.device.type == "cuda"
         probs_out, unc_out = [], []
+        size = self.batch_size if seeds is None else None  # None: REPLAY_CHUNK, padded
         with torch.inference_mode():
-            for i in range(0, len(xp), self.batch_size):
-                t = torch.from_numpy(np.ascontiguousarray(xp[i : i + self.batch_size]))
+            for start, stop in chunks(len(xp), size):
+                part = np.ascontiguousarray(xp[start:stop])
+                t = torch.from_numpy(part if seeds is None else pad_rows(part))
                 if cuda:
                     t = t.pin_memory()
                 t = t.to(self.device, non_blocking=cuda)
                 amp = torch.autocast("cuda", dtype=torch.float16) if cuda else nullcontext()
                 with amp:
-                    if mc_samples > 0 and self.mc_mode == "head":
+                    if seeds is not None:
+                        p = self._mc_seeded(t, mc_samples, pad_seeds(seeds[start:stop]))[: stop - start]
+                    elif mc_samples > 0 and self.mc_mode == "head":
                         p = self._mc_head(t, mc_samples)
                     elif mc_samples > 0:
                         for m in _dropouts(self.net):
@@ -106,6 +113,24 @@ class RhythmClassifier:
             return np.zeros((0, len(CLASSES))), np.zeros(0)
         return np.concatenate(probs_out), np.concatenate(unc_out)
 
+    def _mc_seeded(self, t: torch.Tensor, mc_samples: int, seeds: list[int]) -> torch.Tensor:
+        """``_run``'s passes for one full chunk with each window's dropout masks from its seed (``models.mc_dropout``).
+
+        Same schemes as unseeded (``head``: trunk once, head sampled; ``full``: every dropout sampled),
+        the dropout modules stay in eval mode and a hook masks row by row; ``mc_samples`` 0 is one plain pass.
+        """
+        net: Any = self.net
+        if mc_samples <= 0:
+            return torch.softmax(net(t).float(), dim=1)
+        if self.mc_mode == "head":
+            tokens = net.tokens(t)
+            with seeded_dropout([net.head.drop], seeds):
+                passes = [torch.softmax(net.head(tokens).float(), dim=1) for _ in range(mc_samples)]
+        else:
+            with seeded_dropout(net.modules(), seeds):
+                passes = [torch.softmax(net(t).float(), dim=1) for _ in range(mc_samples)]
+        return torch.stack(passes).mean(0)
+
     def _mc_head(self, t: torch.Tensor, mc_samples: int) -> torch.Tensor:
         """The trunk once in eval mode, then only the head's dropout sampled ``mc_samples`` times.
 
@@ -122,18 +147,23 @@ class RhythmClassifier:
         finally:
             head.drop.eval()
 
-    def predict(self, x: np.ndarray, *, mc_samples: int = 0) -> ClassifierOutput:
+    def predict(self, x: np.ndarray, *, mc_samples: int = 0, seeds: Sequence[int] | None = None) -> ClassifierOutput:
         """Raw windows in mV at ``fs_hz`` -> probabilities ``[n, 4]`` and uncertainty ``[n]``.
 
         ``mc_samples > 0`` averages that many passes with dropout on (MC dropout); uncertainty is the
-        normalised entropy of the (mean) prediction, 0 = sure, 1 = uniform.
+        normalised entropy of the (mean) prediction, 0 = sure, 1 = uniform. With ``seeds`` (one per
+        window) each window's dropout masks come from its own seed and it runs in fixed, padded chunks
+        (``models.mc_dropout``), so its outputs are the same bits whatever batch it is in; without,
+        masks come from torch's global generator.
         """
+        if seeds is not None and len(seeds) != len(x):
+            raise ValueError(f"seeds must have one entry per window: {len(seeds)} for {len(x)}.")
         if mc_samples < 0:
             raise ValueError(f"mc_samples must be >= 0, got {mc_samples}.")
         x = self._check(x)
         xp = preprocess_windows(x, self.fs_hz)
         if self.leads == 1:
             xp = xp[:, None, :]
-        probs, unc = self._run(xp, mc_samples)
+        probs, unc = self._run(xp, mc_samples, seeds)
         probs = probs / probs.sum(axis=1, keepdims=True) if len(probs) else probs
         return ClassifierOutput(probs=probs, uncertainty=unc)

@@ -10,11 +10,14 @@ Uncertainty. ``std`` combines the spread of T Monte-Carlo-dropout passes (episte
 of the per-sample variance the network predicts on each pass (aleatoric, trained by Gaussian NLL on
 a detached mean so it never pulls the mean away from the MSE fit). ``mc_mode`` chooses the full
 pass (the batch replicated T times through every dropout) or the cheap pass (trunk once with dropout
-off, only the dropout head sampled T times).
+off, only the dropout head sampled T times). With ``seeds`` (one per window) each window's masks
+come from its own seed and windows run in fixed chunks (``models.mc_dropout``), so a replayed window
+gets the same bits whatever batch it is in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +28,7 @@ from torch import nn
 
 from ecgmon.errors import ConfigError, ModelError
 from models.interfaces import OUTPUT_LEADS, PatientMeta
+from models.mc_dropout import chunks, pad_rows, pad_seeds, seeded_dropout
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 UNITS = "z-score per lead per window (zero mean, unit std over the window); not mV"
@@ -127,25 +131,30 @@ class TorchReconstructor:
         return tuple((t.pin_memory() if pin else t).to(self.device, non_blocking=pin) for t in ts)
 
     def reconstruct(
-        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8, seeds: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``lead_i [n, window_samples]`` mV at ``fs_hz`` -> ``(mean, std)`` ``[n, 11, window_samples]`` (z).
 
         ``samples <= 1`` is one deterministic pass and its std is all zeros (no uncertainty asked for).
+        ``seeds`` (one per window): replayable MC dropout, see the module docstring.
         """
-        mean, epistemic_var, aleatoric_var = self.reconstruct_parts(lead_i, meta, samples)
+        mean, epistemic_var, aleatoric_var = self.reconstruct_parts(lead_i, meta, samples, seeds)
         if samples <= 1:
             return mean, np.zeros_like(mean)
         return mean, np.sqrt(epistemic_var + aleatoric_var)
 
     def reconstruct_parts(
-        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8, seeds: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(mean, epistemic variance, aleatoric variance)``, each ``[n, 11, window_samples]`` (z, z^2).
 
         Epistemic = variance of the T MC-dropout means (zeros when ``samples <= 1``); aleatoric = mean of
         the predicted variances. Evaluation reports how each tracks the error.
         """
+        if seeds is not None:
+            if len(seeds) != len(lead_i):
+                raise ConfigError(f"seeds must have one entry per window: {len(seeds)} for {len(lead_i)}.")
+            return self._replayable_parts(np.asarray(lead_i), meta, int(samples), seeds)
         x, age, sex = self._tensors(lead_i, meta)
         cuda = self.device.startswith("cuda")
         with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
@@ -153,8 +162,28 @@ class TorchReconstructor:
         mean, epi, alea = (p.float().cpu().numpy() for p in parts)
         return mean, epi, alea
 
+    def _replayable_parts(
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int, seeds: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``reconstruct_parts`` in fixed, padded chunks with per-window seeded masks."""
+        age = np.asarray(meta.age_years, dtype=np.float32).reshape(-1)
+        sex = np.asarray(meta.sex, dtype=np.float32).reshape(-1)
+        cuda = self.device.startswith("cuda")
+        out: list[tuple[np.ndarray, ...]] = []
+        for start, stop in chunks(len(lead_i)):
+            chunk_meta = PatientMeta(pad_rows(age[start:stop]), pad_rows(sex[start:stop]))
+            x, a, s = self._tensors(pad_rows(lead_i[start:stop]), chunk_meta)
+            with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
+                parts = self._run(x, a, s, samples, pad_seeds(seeds[start:stop]))
+            out.append(tuple(p.float().cpu().numpy()[: stop - start] for p in parts))
+        if not out:
+            empty = np.zeros((0, len(OUTPUT_LEADS), self.window_samples), np.float32)
+            return empty, empty, empty
+        mean, epi, alea = (np.concatenate(parts) for parts in zip(*out, strict=True))
+        return mean, epi, alea
+
     def _run(
-        self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor, t: int
+        self, x: torch.Tensor, age: torch.Tensor, sex: torch.Tensor, t: int, seeds: list[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         net = self.net
         net.eval()
@@ -162,17 +191,26 @@ class TorchReconstructor:
         if t <= 1:
             mu, logvar = net(x, age, sex)
             return mu, torch.zeros_like(mu), torch.exp(logvar.float())
-        try:
+        if seeds is not None:  # masks per window from its seed; the dropout modules stay in eval mode
             if self.mc_mode == "full":
-                _set_dropout(net, True)
-                mu, logvar = net(x.repeat(t, 1, 1), age.repeat(t), sex.repeat(t))
+                with seeded_dropout(net.modules(), seeds):
+                    mu, logvar = net(x.repeat(t, 1, 1), age.repeat(t), sex.repeat(t))
             else:
                 feats = net.trunk(x, age, sex)
-                for d in net.head_dropouts():
-                    d.train(True)
-                mu, logvar = net.head(feats.repeat(t, *([1] * (feats.dim() - 1))))
-        finally:
-            _set_dropout(net, False)
+                with seeded_dropout(net.head_dropouts(), seeds):
+                    mu, logvar = net.head(feats.repeat(t, *([1] * (feats.dim() - 1))))
+        else:
+            try:
+                if self.mc_mode == "full":
+                    _set_dropout(net, True)
+                    mu, logvar = net(x.repeat(t, 1, 1), age.repeat(t), sex.repeat(t))
+                else:
+                    feats = net.trunk(x, age, sex)
+                    for d in net.head_dropouts():
+                        d.train(True)
+                    mu, logvar = net.head(feats.repeat(t, *([1] * (feats.dim() - 1))))
+            finally:
+                _set_dropout(net, False)
         mu = mu.float().reshape(t, n, *mu.shape[1:])
         var = torch.exp(logvar.float()).reshape(t, n, *logvar.shape[1:])
         return mu.mean(dim=0), mu.var(dim=0, unbiased=False), var.mean(dim=0)

@@ -6,6 +6,7 @@ per-lead residual RMS on the training data, constant over time (it has no dropou
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,37 @@ def _lagged(x: np.ndarray, taps: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(xp, taps, axis=1)
 
 
-def fit_fir(x: np.ndarray, taps: int = DEFAULT_TAPS) -> tuple[np.ndarray, np.ndarray]:
-    """``x [n, 12, L]`` z units -> ``(coef [11, taps + 1], resid_std [11])`` by ridge least squares."""
-    lag = _lagged(x[:, 0], taps).reshape(-1, taps).astype(np.float64)
-    design = np.concatenate([lag, np.ones((lag.shape[0], 1))], axis=1)
-    gram = design.T @ design + RIDGE * np.eye(taps + 1)
-    y = x[:, 1:].transpose(0, 2, 1).reshape(-1, len(OUTPUT_LEADS)).astype(np.float64)
-    coef = np.linalg.solve(gram, design.T @ y).T
-    resid = y - design @ coef.T
-    return coef.astype(np.float32), resid.std(axis=0).astype(np.float32)
+def fit_fir(x: np.ndarray, taps: int = DEFAULT_TAPS, chunk_records: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``x [n, 12, L]`` z units -> ``(coef [11, taps + 1], resid_std [11])`` by ridge least squares.
+
+    The normal equations are summed over ``chunk_records`` records at a time, so memory stays flat
+    however many records there are (the full PTB-XL pool would need ~10 GB as one design matrix).
+    """
+    n_out = len(OUTPUT_LEADS)
+    gram = RIDGE * np.eye(taps + 1)
+    cross = np.zeros((taps + 1, n_out))
+    for design, y in _chunks(x, taps, chunk_records):
+        gram += design.T @ design
+        cross += design.T @ y
+    coef = np.linalg.solve(gram, cross).T
+    total, s1, s2 = 0, np.zeros(n_out), np.zeros(n_out)
+    for design, y in _chunks(x, taps, chunk_records):
+        resid = y - design @ coef.T
+        total += resid.shape[0]
+        s1 += resid.sum(axis=0)
+        s2 += (resid**2).sum(axis=0)
+    resid_std = np.sqrt(np.maximum(s2 / total - (s1 / total) ** 2, 0.0))
+    return coef.astype(np.float32), resid_std.astype(np.float32)
+
+
+def _chunks(x: np.ndarray, taps: int, chunk_records: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(design [m, taps + 1], targets [m, 11])`` float64 for ``chunk_records`` records at a time."""
+    for i in range(0, x.shape[0], chunk_records):
+        part = np.asarray(x[i : i + chunk_records], dtype=np.float64)
+        lag = _lagged(part[:, 0], taps).reshape(-1, taps)
+        design = np.concatenate([lag, np.ones((lag.shape[0], 1))], axis=1)
+        y = part[:, 1:].transpose(0, 2, 1).reshape(-1, len(OUTPUT_LEADS))
+        yield design, y
 
 
 @dataclass
@@ -60,11 +83,12 @@ class LinearReconstructor:
     config: dict[str, Any] = field(default_factory=dict)
 
     def reconstruct(
-        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8
+        self, lead_i: np.ndarray, meta: PatientMeta, samples: int = 8, seeds: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """``lead_i [n, window_samples]`` mV -> ``(mean, std)`` ``[n, 11, window_samples]``; ``meta`` unused.
 
         The std is the training residual RMS per lead when ``samples > 1``, zeros otherwise (as for the nets).
+        ``seeds`` is accepted like the nets' and unused: nothing here is random.
         """
         taps = self.coef.shape[1] - 1
         lag = _lagged(standardise(lead_i), taps)

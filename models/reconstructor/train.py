@@ -3,6 +3,12 @@
 Run via ``ecgmon train reconstructor`` or ``python -m models.reconstructor.train MODEL``. The
 training split is ptbxl_z/train (+ ptbxl100/train); the checkpoint is chosen on ptbxl100/val so
 that ptbxl_z/val stays untouched for the figures reported on the model card.
+
+Learning from all of PTB-XL (issue 26) is two runs of the same loop: ``--pool CACHE`` pre-trains on the
+PTB-XL pool cache (``ecgmon data ptbxl-full``; held-out and validation ids already dropped, metadata
+mostly unknown), ``--epoch-windows N`` drawing N random pool windows per epoch so that an epoch fits
+the time box; then ``--init PRETRAINED.pt`` fine-tunes those weights on the usual training split with
+metadata. The linear baseline fitted with ``--pool`` uses the same pool windows.
 """
 
 from __future__ import annotations
@@ -28,9 +34,10 @@ from models.reconstructor.common import (
     WEIGHTS_DIR,
     TorchReconstructor,
     TwoStageNet,
+    load_weights,
     save_weights,
 )
-from models.reconstructor.data import ZArrays, training_arrays
+from models.reconstructor.data import ZArrays, pool_arrays, training_arrays
 from models.reconstructor.dual_branch import DualBranchNet
 from models.reconstructor.linear import DEFAULT_TAPS, fit_fir
 from models.reconstructor.metrics import pearson
@@ -67,6 +74,9 @@ class TrainConfig:
     run_dir: Path = ROOT / "runs" / "reconstructor"
     cache_dir: Path = ROOT / ".cache"
     out: Path | None = None
+    pool: Path | None = None
+    epoch_windows: int = 0
+    init: Path | None = None
 
     def weights_path(self) -> Path:
         return self.out or WEIGHTS_DIR / f"reconstructor_{self.model}.pt"
@@ -105,7 +115,13 @@ def train_model(cfg: TrainConfig, on_epoch: Callable[[dict[str, Any]], None] | N
     if cfg.model not in MODELS:
         raise ConfigError(f"Unknown reconstructor {cfg.model!r}; choose one of {', '.join(MODELS)}.")
     torch.set_num_threads(cfg.threads)
-    train = training_arrays(cfg.ptbxl_z, cfg.ptbxl100, "train", cfg.fs_hz, cfg.window_samples, cfg.cache_dir)
+    if cfg.epoch_windows < 0:
+        raise ConfigError(f"--epoch-windows is {cfg.epoch_windows}; give 0 (all windows) or a positive count.")
+    train = (
+        pool_arrays(cfg.pool, cfg.fs_hz, cfg.window_samples)
+        if cfg.pool is not None
+        else training_arrays(cfg.ptbxl_z, cfg.ptbxl100, "train", cfg.fs_hz, cfg.window_samples, cfg.cache_dir)
+    )
     sel = (
         training_arrays(cfg.select_path, None, cfg.select_split, cfg.fs_hz, cfg.window_samples, cfg.cache_dir)
         if cfg.select_path and (cfg.select_path / f"{cfg.select_split}_250hz.npy").is_file()
@@ -139,9 +155,22 @@ def _train_net(
 ) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    extra: dict[str, Any] = {"train_records": len(train)}
+    init_state = None
+    if cfg.init is not None:
+        init_config, init_state = load_weights(Path(cfg.init))
+        if init_config.get("name") != cfg.model:
+            raise ConfigError(f"--init {cfg.init} holds {init_config.get('name')!r} weights, not {cfg.model!r}.")
+        cfg.arch = dict(cfg.arch or init_config.get("arch", {}))
+        extra["pretrained"] = {
+            k: init_config.get(k) for k in ("epoch", "select_pearson_r", "train_records", "train")
+        }
     net = NETS[cfg.model](**cfg.arch)
+    if init_state is not None:
+        net.load_state_dict(init_state)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = int(np.ceil(len(train) / cfg.batch_size))
+    per_epoch = min(cfg.epoch_windows, len(train)) if cfg.epoch_windows else len(train)
+    steps_per_epoch = int(np.ceil(per_epoch / cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1
     )
@@ -162,12 +191,13 @@ def _train_net(
     age_all, sex_all = torch.from_numpy(train.age), torch.from_numpy(train.sex)
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
-        order = rng.permutation(len(train))
+        order = rng.permutation(len(train))[:per_epoch]
         tot, count = 0.0, 0
         for b in range(steps_per_epoch):
             idx = torch.from_numpy(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
-            x = x_all[idx, :1] + cfg.input_noise * torch.randn(len(idx), 1, train.x.shape[-1])
-            y = x_all[idx, 1:]
+            xb = x_all[idx].float()
+            x = xb[:, :1] + cfg.input_noise * torch.randn(len(idx), 1, train.x.shape[-1])
+            y = xb[:, 1:]
             age, sex = age_all[idx].clone(), sex_all[idx].clone()
             age[torch.rand(len(idx)) < cfg.meta_drop] = float("nan")
             sex[torch.rand(len(idx)) < cfg.meta_drop] = float("nan")
@@ -195,7 +225,9 @@ def _train_net(
             save_weights(
                 cfg.weights_path(),
                 net,
-                _weights_config(cfg, {"epoch": epoch + 1, "select_pearson_r": score, "history": history}),
+                _weights_config(
+                    cfg, {**extra, "epoch": epoch + 1, "select_pearson_r": score, "history": history}
+                ),
             )
         torch.save(
             {
@@ -237,6 +269,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--arch", type=json.loads, default={})
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--run-dir", type=Path, default=ROOT / "runs" / "reconstructor")
+    p.add_argument("--pool", type=Path, default=None, help="PTB-XL pool cache: train on it instead (pre-training).")
+    p.add_argument("--epoch-windows", type=int, default=0, help="Random windows per epoch; 0 = all.")
+    p.add_argument("--init", type=Path, default=None, help="Start from these weights (fine-tuning).")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
     a = p.parse_args(argv)
     cfg = TrainConfig(
         a.model,
@@ -249,6 +285,10 @@ def main(argv: list[str] | None = None) -> None:
         arch=a.arch,
         out=a.out,
         run_dir=a.run_dir,
+        pool=a.pool,
+        epoch_windows=a.epoch_windows,
+        init=a.init,
+        weight_decay=a.weight_decay,
     )
     print(json.dumps(train_model(cfg, lambda r: print(json.dumps(r), flush=True))), flush=True)
 

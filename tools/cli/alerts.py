@@ -75,8 +75,29 @@ def evaluate(
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(out, indent=1))
     head = {k: out[k] for k in ("records", "episodes", "detected", "sensitivity", "median_onset_delay_s",
-                                "false_alerts_per_hour", "hours", "af_burden_error_pp", "windows_per_s")}
+                                "false_alerts_per_hour", "false_alerts_per_1000_patients_per_hour", "hours",
+                                "af_burden_error_pp", "windows_per_s")}
     typer.echo(json.dumps(head))
     for mode, figs in out["by_evidence"].items():
         typer.echo(f"{mode:>10}: sensitivity {figs['sensitivity']}, false/h {figs['false_alerts_per_hour']}, "
                    f"median delay {figs['median_onset_delay_s']} s, burden error {figs['af_burden_error_pp']} pp")
+
+
+def build_devset(
+    out: Path = typer.Option(..., "--out", help="Folder to write mixed/ and other/ into (outside git)."),
+    source: Path = typer.Option(Path("../shared/data/cinc2017"), "--source", help="CinC 2017 folder."),
+    records: Path = typer.Option(
+        Path("models/weights/classifier_cinc2017_val_records.txt"), "--records",
+        help="Record list: the classifier's validation records, never trained on.",
+    ),
+    streams: int = typer.Option(12, "--streams", min=1, help="Streams per folder (record-disjoint)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the order and the AF run lengths."),
+) -> None:
+    """Splice CinC 2017 records into long streams with AF episodes (mixed/) and without (other/)."""
+    from tools.evaluation.alerts.devset import build, read_list
+
+    names = read_list(records)
+    for with_af in (True, False):
+        built = build(source, names, out, streams=streams, seed=seed, with_af=with_af)
+        typer.echo(json.dumps({"folder": str(built.folder), "streams": built.streams, "af_episodes": built.episodes,
+                               "hours": round(built.hours, 3)}))

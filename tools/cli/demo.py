@@ -7,6 +7,11 @@ sent has its prediction in InfluxDB, writes the HTML report (``dashboards.report
 its path. It stops what it started (the worker, the simulator, and the stack parts it started)
 and leaves alone a stack it found running.
 
+It also starts the technician's console (``ecgmon console``, unless ``--no-console``) with a
+user ``demo`` whose random password it prints with the console's address: the only place a
+console user is made without ``ecgmon console adduser``. With ``--hold`` (the default when run
+from a terminal) the console, worker and stack stay up after the report until Ctrl-C.
+
 The simulated recording ends "now": its clock starts ``duration + window`` seconds in the past
 (or just after the last stored prediction, if that is later), so its points are in Grafana's
 default "last N minutes" and never overlap an earlier run's, and the report's range is exact.
@@ -20,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +94,45 @@ def watching(done: Callable[[], bool], tick: Callable[[], None], children: list[
     return condition
 
 
+def start_console(settings: Settings, run_dir: Path, env: dict[str, str]) -> tuple[Child, str, str]:
+    """Start ``ecgmon console`` with a fresh ``demo`` user; returns the child, its address and the password.
+
+    The configured port (``ECGMON_CONSOLE_PORT``) is used when free, else any free port, so a
+    console already running elsewhere never stops the demo.
+    """
+    import secrets
+    import urllib.request
+
+    from tools.console.auth import UserStore
+
+    users_file = run_dir / "console-users.json"
+    users_file.unlink(missing_ok=True)
+    password = secrets.token_urlsafe(12)
+    UserStore(users_file).add("demo", "technician", password, min_chars=settings.console_password_min_chars)
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken = probe.connect_ex((settings.console_host, settings.console_port)) == 0
+    port = embedded.free_port(settings.console_host) if taken else settings.console_port
+    url = f"http://{settings.console_host}:{port}"
+    child = Child(
+        "the console", ecgmon_argv("console"), run_dir / "console.log",
+        {**env, "ECGMON_CONSOLE_USERS_FILE": str(users_file), "ECGMON_CONSOLE_PORT": str(port)},
+    ).start()  # fmt: skip
+
+    def healthy() -> bool:
+        child.check_alive()
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    wait_until(healthy, settings.start_timeout_s, what="the console")
+    return child, url, password
+
+
 def demo(
     patients: Annotated[int, typer.Option("--patients", min=1, help="Simulated patients.")] = 8,
     duration: Annotated[
@@ -100,6 +146,13 @@ def demo(
     report: Annotated[
         Optional[Path],  # noqa: UP045 - typer needs Optional
         typer.Option("--report", help="Report directory; default ECGMON_DEMO_REPORT_DIR."),
+    ] = None,
+    with_console: Annotated[
+        bool, typer.Option("--console/--no-console", help="Start the technician's console and print its address.")
+    ] = True,
+    hold: Annotated[
+        Optional[bool],  # noqa: UP045 - typer needs Optional
+        typer.Option("--hold/--no-hold", help="Keep everything up after the report until Ctrl-C; default: on a TTY."),
     ] = None,
 ) -> None:
     """Run the whole system on simulated patients: stack, worker, simulator, live view, HTML report."""
@@ -142,6 +195,16 @@ def demo(
             "ECGMON_SIM_EVENT_RATE_PER_H": f"{settings.demo_event_rate_per_h:g}",
         }
         env = stack_env(settings, overrides={k: os.environ.get(k, v) for k, v in demo_defaults.items()})
+        if with_console:
+            try:
+                console_child, console_url, console_password = start_console(settings, run_dir, env)
+                children.append(console_child)
+                console.print(
+                    f"[bold]Technician's console: {console_url}[/bold]  (user [bold]demo[/bold], "
+                    f"password [bold]{console_password}[/bold]; log {run_dir / 'console.log'})"
+                )
+            except (StackError, TimeoutError) as exc:
+                console.print(f"[yellow]The console did not start ({exc}); the demo goes on without it.[/yellow]")
         with view if view is not None else contextlib.nullcontext():
             worker = WorkerProcess(settings, run_dir / "worker.log", overrides={k: env[k] for k in demo_defaults})
             children.append(worker.start())
@@ -162,7 +225,7 @@ def demo(
             t_to_ms = max(now_ns, start_ns + int((duration + settings.window_s) * 1e9)) // 1_000_000 + 60_000
             sim_argv = ecgmon_argv(
                 "simulate", "--patients", str(patients), "--duration", f"{duration:g}", "--speed", f"{speed:g}",
-                "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path),
+                "--seed", str(seed), "--start-ns", str(start_ns), "--json", str(summary_path), "--cast",
             )  # fmt: skip
             simulator = Child("the simulator", sim_argv, run_dir / "simulate.log", env)
             children.append(simulator.start())
@@ -206,6 +269,16 @@ def demo(
         if not ok:
             console.print(f"[yellow]Only {predicted} of {sum(sent.values())} windows were predicted in time.[/yellow]")
         print(path)
+        if hold if hold is not None else sys.stdin.isatty():
+            console.print("[bold]Everything stays up (console, worker, stack); Ctrl-C stops it.[/bold]")
+
+            def interrupt(_signum: int, _frame: object) -> None:
+                raise KeyboardInterrupt  # SIGTERM ends the hold as Ctrl-C does: the finally below stops it all
+
+            signal.signal(signal.SIGTERM, interrupt)
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(child.alive() for child in children if child.name == "the console"):
+                    time.sleep(1.0)
     finally:
         for child in reversed(children):
             child.stop(settings.stop_grace_s)

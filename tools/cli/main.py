@@ -12,7 +12,8 @@ import sys
 import typer
 
 from ecgmon.errors import EcgmonError
-from tools.cli import alerts, bench, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
+from tools.cli import alerts, bench, chaos, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
+from tools.cli import console as console_cli
 
 app = typer.Typer(
     name="ecgmon",
@@ -34,11 +35,13 @@ app.command("simulate")(simulate.simulate)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.command("soak")(soak.soak)
+app.command("chaos")(chaos.chaos)
 train_app.command("classifier")(classifier.train)
 train_app.command("reconstructor")(reconstructor.train)
 eval_app.command("classifier")(classifier.evaluate)
 eval_app.command("reconstructor")(reconstructor.evaluate)
 eval_app.command("alerts")(alerts.evaluate)
+eval_app.command("build-devset")(alerts.build_devset)
 plot_app.command("reconstruction")(reconstructor.plot)
 
 
@@ -46,6 +49,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(plot_app, name="plot")
 app.add_typer(dashboards.app, name="dashboards")
+app.add_typer(console_cli.app, name="console")
 
 
 def run() -> None:

@@ -44,6 +44,9 @@ def simulate(
     start_ns: int | None = typer.Option(
         None, "--start-ns", help="Recording clock start, Unix ns; default now minus one window."
     ),
+    cast: bool = typer.Option(
+        False, "--cast", help="Synthetic: the first 4 patients show AF, sinus tachycardia, bradycardia and pauses."
+    ),
 ) -> None:
     """Stream patients into the windows topic at real-time pace times --speed; prints the summary."""
     from rich.console import Console
@@ -71,6 +74,7 @@ def simulate(
         dup_prob=dup_prob,
         reorder_prob=reorder_prob,
         start_ns=start_ns,
+        cast=cast,
     )
     settings = get_settings()
     console = Console(stderr=True)

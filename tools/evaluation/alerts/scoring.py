@@ -43,6 +43,11 @@ from streams.preprocess import prepare_batch
 EVIDENCE_MODES: tuple[str, ...] = get_args(AfEvidence)
 TOLERANCE_S = 60.0
 """An AF alert with annotated AF within its span +- this many seconds is not false."""
+PATIENTS_PER_CENTRE = 1000
+"""``false_alerts_per_1000_patients_per_hour``: what a centre of this many patients hears each hour.
+
+Every record is one patient's recording, so the pooled hours are patient-hours and
+``false_alerts_per_hour`` (= ``false_alerts_per_patient_hour``) is the per-patient rate."""
 
 
 @dataclass
@@ -169,6 +174,11 @@ class Summary:
             "sensitivity": self.sensitivity, "median_onset_delay_s": self.median_onset_delay_s,
             "median_fresh_onset_delay_s": self.median_fresh_onset_delay_s, "fresh_onsets": self.fresh_onsets,
             "false_alerts": self.false_alerts, "false_alerts_per_hour": self.false_alerts_per_hour,
+            "false_alerts_per_patient_hour": self.false_alerts_per_hour,
+            "false_alerts_per_1000_patients_per_hour": (
+                None if self.false_alerts_per_hour is None
+                else round(PATIENTS_PER_CENTRE * self.false_alerts / self.hours, 2)
+            ),
             "hours": round(self.hours, 3), "af_burden_error_pp": self.af_burden_error_pp,
             "alert_burden_error_pp": self.alert_burden_error_pp,
         }
@@ -212,7 +222,7 @@ def compute_evidence(
         hi = min(n, lo + batch)
         prep = prepare_batch(
             list(windows[lo:hi]), [fs_hz] * (hi - lo), model_fs_hz=model_fs, model_window_samples=model_len,
-            flat_mv=s.lead_off_flat_mv, clip_fraction=s.lead_off_clip_fraction,
+            flat_mv=s.lead_off_flat_mv, clip_fraction=s.lead_off_clip_fraction, min_peak_ratio=s.r_peak_min_ratio,
         )  # fmt: skip
         hr[lo:hi], sqi[lo:hi], max_rr[lo:hi], off[lo:hi] = prep.hr_bpm, prep.sqi, prep.max_rr_s, prep.lead_off
         rr_score[lo:hi] = [np.nan if (v := rr_irregularity(rr)) is None else v for rr in prep.rr_s]
