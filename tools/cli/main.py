@@ -12,7 +12,20 @@ import sys
 import typer
 
 from ecgmon.errors import EcgmonError
-from tools.cli import alerts, bench, chaos, classifier, dashboards, demo, reconstructor, simulate, soak, stack, worker
+from tools.cli import (
+    alerts,
+    bench,
+    chaos,
+    classifier,
+    dashboards,
+    data,
+    demo,
+    reconstructor,
+    simulate,
+    soak,
+    stack,
+    worker,
+)
 from tools.cli import console as console_cli
 
 app = typer.Typer(
@@ -24,6 +37,7 @@ app = typer.Typer(
 )
 train_app = typer.Typer(help="Train the models.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate models and alerts on real recordings.", no_args_is_help=True)
+data_app = typer.Typer(help="Build local data caches (outside git).", no_args_is_help=True)
 plot_app = typer.Typer(help="Figures people look at.", no_args_is_help=True)
 
 app.command("up")(stack.up)
@@ -45,6 +59,8 @@ eval_app.command("build-devset")(alerts.build_devset)
 plot_app.command("reconstruction")(reconstructor.plot)
 
 
+data_app.command("ptbxl-full")(data.ptbxl_full)
+app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(plot_app, name="plot")
