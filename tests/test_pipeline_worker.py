@@ -14,13 +14,14 @@ from collections.abc import Iterator
 import neurokit2 as nk
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 
 from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Window, encode_window
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
 from tests.conftest import WORKER_READY_S, make_worker
+from tools.delivery import consume_all
 from tools.processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -89,26 +90,14 @@ def _malformed(patient: str) -> dict[bytes, bytes]:
 
 
 def _consume(s: Settings, topic: str, want: int) -> list[tuple[bytes | None, bytes]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=s.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-        fetch_max_bytes=8_000_000,
-        max_partition_fetch_bytes=8_000_000,
-    )
-    consumer.assign([TopicPartition(topic, p) for p in range(s.partitions)])
+    """Every record of ``topic``, once there are at least ``want``."""
     out: list[tuple[bytes | None, bytes]] = []
 
-    def more() -> bool:
-        for message in consumer:
-            out.append((message.key, message.value))
+    def enough() -> bool:
+        out[:] = [(k, v) for k, v, _, _ in consume_all(s, topic, idle_ms=500)]
         return len(out) >= want
 
-    try:
-        wait_until(more, timeout_s=90, interval_s=0.1, what=f"{want} records on {topic}")
-    finally:
-        consumer.close()
+    wait_until(enough, timeout_s=90, interval_s=0.5, what=f"{want} records on {topic}")
     return out
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from ecgmon import stack
 from ecgmon.contracts import DeadLetter
@@ -30,6 +29,7 @@ from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
 from tests.conftest import WORKER_READY_S, make_worker, sibling_env
+from tools.delivery import check_alert_episodes, consume_all
 from tools.processes import Child, ecgmon_argv, wait_until
 
 pytestmark = pytest.mark.integration
@@ -54,50 +54,14 @@ def safe_count(influx: InfluxClient, query: str) -> int:
         return -1
 
 
-def consume_all(s: Settings, topic: str, idle_ms: int = 2000) -> list[tuple[bytes | None, bytes, int, int]]:
-    """Every record of ``topic`` now: (key, value, partition, offset)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=s.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
-        fetch_max_bytes=8_000_000,
-        max_partition_fetch_bytes=8_000_000,
-    )
-    consumer.assign([TopicPartition(topic, p) for p in range(s.partitions)])
-    try:
-        return [(m.key, m.value, m.partition, m.offset) for m in consumer]
-    finally:
-        consumer.close()
-
-
 def alert_episodes_ok(
     influx: InfluxClient, patient_regex: str, where: str = "time > 0"
 ) -> dict[tuple[str, str], list[tuple[str, str]]]:
-    """Every (patient, type)'s alert events in time order, checked: opened, [updated...], resolved, opened ...
-
-    A duplicated episode (the same episode opened twice, e.g. after state was lost in a crash) breaks
-    the alternation and fails the assertion. Returns the events for further checks.
-    """
-    series = influx.query(
-        f"SELECT state, alert_id FROM alert WHERE patient_id =~ /{patient_regex}/ AND {where} GROUP BY patient_id, type"
-    )
-    episodes: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for sr in series:
-        key = (sr["tags"]["patient_id"], sr["tags"]["type"])
-        for _, state, alert_id in sr["values"]:
-            episodes[key].append((state, alert_id))
-    for key, events in episodes.items():
-        open_id: str | None = None
-        for state, alert_id in events:
-            if state == "opened":
-                assert open_id is None, f"{key}: {alert_id} opened while {open_id} was open: {events}"
-                open_id = alert_id
-            else:
-                assert open_id == alert_id, f"{key}: {state} of {alert_id} but open is {open_id}: {events}"
-                if state == "resolved":
-                    open_id = None
-    return episodes
+    """Every (patient, type)'s alert events in time order, asserted free of duplicated episodes
+    (``tools.delivery.check_alert_episodes``); returns the events for further checks."""
+    check = check_alert_episodes(influx, patient_regex, where)
+    assert not check.problems, check.problems
+    return check.events
 
 
 def hostile_messages(n: int, rng: np.random.Generator) -> list[tuple[bytes | None, bytes]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 from ecgmon.contracts import Prediction, Window, encode_window
 from ecgmon.influx import InfluxClient
@@ -25,6 +25,7 @@ from models import registry
 from models.interfaces import PatientMeta
 from streams.inference import Inference, Request, window_seed
 from tests.conftest import WORKER_READY_S, make_worker
+from tools.delivery import consume_all
 from tools.processes import wait_until
 
 
@@ -138,19 +139,7 @@ REPLAY_ENV = {
 
 
 def _records(s: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=s.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=1500,
-        fetch_max_bytes=8_000_000,
-        max_partition_fetch_bytes=8_000_000,
-    )
-    consumer.assign([TopicPartition(topic, p) for p in range(s.partitions)])
-    try:
-        return [(m.key, m.value) for m in consumer]
-    finally:
-        consumer.close()
+    return [(k, v) for k, v, _, _ in consume_all(s, topic, idle_ms=1500)]
 
 
 @pytest.mark.integration

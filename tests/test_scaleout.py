@@ -28,7 +28,8 @@ from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port
 from tests.conftest import WORKER_READY_S, make_worker
-from tests.test_reliability import alert_episodes_ok, consume_all, isolated_settings, safe_count
+from tests.test_reliability import alert_episodes_ok, isolated_settings, safe_count
+from tools.delivery import consume_all
 from tools.processes import wait_until
 
 pytestmark = pytest.mark.integration
