@@ -19,12 +19,19 @@ ReconstructionPolicy = Literal["every", "every_k", "alert_open", "never"]
 """When the worker reconstructs the 12 leads of a window (``streams.reconstruction_policy``)."""
 AfEvidence = Literal["classifier", "rr", "both", "combined"]
 """Which evidence opens AF alerts (``streams.alerts``)."""
+LiveWaveform = Literal["alert_open", "always", "never"]
+"""For which windows the worker also writes the live, per-sample waveform points Grafana draws."""
 LogLevel = Literal["crit", "error", "warn", "info", "debug"]
 """Faust's log levels (it rejects ``warning``)."""
 
 
 def _default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ecgmon"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "ecgmon"
 
 
@@ -37,6 +44,10 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         default_factory=_default_state_dir,
         description="Where the embedded stack keeps pids, logs and InfluxDB data (ECGMON_STATE_DIR).",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Rebuildable data caches outside git, e.g. the PTB-XL pool (ECGMON_CACHE_DIR).",
     )
     host: str = Field("127.0.0.1", description="Address the embedded stack binds (ECGMON_HOST).")
     kafka_port: int = Field(9092, ge=1, le=65535, description="Embedded broker port (ECGMON_KAFKA_PORT).")
@@ -116,7 +127,16 @@ class Settings(BaseSettings):
     influx_retry_max_s: float = Field(
         10.0, gt=0, description="Longest back-off between write retries (ECGMON_INFLUX_RETRY_MAX_S)."
     )
-    display_hz: float = Field(50.0, gt=0, description="Rate of waveforms written for dashboards (ECGMON_DISPLAY_HZ).")
+    display_hz: float = Field(
+        50.0, gt=0, description="Rate of the live waveforms written for Grafana; 50 Hz shows the rhythm, full "
+        "fidelity is in the packed ecg_strip (ECGMON_DISPLAY_HZ).",
+    )
+    live_waveform: LiveWaveform = Field(
+        "alert_open",
+        description="Which windows also get live per-sample points (ecg_lead_i, reconstruction) for Grafana: "
+        "alert_open = patients with an open alert, always, or never; every window is stored packed in "
+        "ecg_strip either way (ECGMON_LIVE_WAVEFORM).",
+    )
 
     # --- windows --------------------------------------------------------------------------
     window_s: float = Field(10.0, gt=0, description="Window length a gateway sends, seconds (ECGMON_WINDOW_S).")
@@ -148,10 +168,11 @@ class Settings(BaseSettings):
         "99.7 % of records unchanged), fp32, or auto = bf16 where the CPU has native bf16 (AVX512-BF16/AMX); "
         "CUDA always autocasts (ECGMON_CLASSIFIER_PRECISION).",
     )
-    reconstructor_mc_mode: Literal["full", "head"] = Field(
-        "head",
-        description="MC dropout over the whole net (full) or the trunk once and only the head sampled, "
-        "measured 2.5x cheaper at the same quality (ECGMON_RECONSTRUCTOR_MC_MODE).",
+    reconstructor_mc_mode: Literal["full", "head", "variance"] = Field(
+        "variance",
+        description="MC dropout over the whole net (full), the trunk once and only the head sampled (head, "
+        "2.5x cheaper than full), or no dropout: one pass whose std is the predicted variance (variance; "
+        "issue 24: same ptbxl_z val r and Spearman as head, ~5x cheaper) (ECGMON_RECONSTRUCTOR_MC_MODE).",
     )
     reconstruction_policy: ReconstructionPolicy = Field(
         "alert_open", description="When to reconstruct 12 leads (ECGMON_RECONSTRUCTION_POLICY)."
@@ -371,6 +392,12 @@ class Settings(BaseSettings):
     )
     console_strip_after_s: float = Field(
         10.0, ge=0, description="Seconds of lead I the alert page shows after onset (ECGMON_CONSOLE_STRIP_AFTER_S)."
+    )
+    console_strip_max_samples: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most samples GET /api/strip returns at once (about 67 min at 250 Hz, 24 h at 10 Hz); ask a "
+        "shorter range or a lower fs_hz for more (ECGMON_CONSOLE_STRIP_MAX_SAMPLES).",
     )
     console_shift_h: float = Field(
         12.0, gt=0, description="Length of the shift the report covers, hours (ECGMON_CONSOLE_SHIFT_H)."

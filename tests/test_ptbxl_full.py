@@ -244,3 +244,11 @@ def test_student_pool_arrays_are_lead_i_and_teacher_tokens(fixture: tuple[Path, 
     assert lead_i.shape == (len(KEPT), 1, 1000) and tokens.shape[0] == len(KEPT) and tokens.ndim == 3
     again = pool_student_arrays(tmp_path / "cache", teacher, 100.0, 1000, tmp_path / "c", log=lambda _m: None)
     np.testing.assert_array_equal(again[1], tokens)
+
+
+def test_default_cache_follows_the_cache_dir_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECGMON_CACHE_DIR", str(tmp_path / "caches"))
+    assert ptbxl_full.default_cache_dir() == tmp_path / "caches" / "ptbxl_full"
+    monkeypatch.delenv("ECGMON_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ptbxl_full.default_cache_dir() == tmp_path / "xdg" / "ecgmon" / "ptbxl_full"

@@ -12,7 +12,7 @@ Exclusions come first, before a single record is read:
 Patient ids of the other records are unknown, so another recording of a validation (or held-out)
 patient can still be in the pool; ``manifest.json`` gives what can be counted about that risk.
 
-Cache layout (outside git; ``$ECGMON_CACHE_DIR/ptbxl_full`` or ``~/.cache/ecgmon/ptbxl_full``):
+Cache layout (outside git; ``Settings.cache_dir / "ptbxl_full"``, i.e. ``$ECGMON_CACHE_DIR/ptbxl_full``):
 
 - ``chunks/chunk_NNNNN.npz``: ``x`` int16 µV ``[n, 12, samples]`` + ``ecg_id``; written atomically, one
   chunk at a time, so an interrupted build resumes at the first missing chunk;
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,9 +52,10 @@ _INT16 = np.iinfo(np.int16)
 
 
 def default_cache_dir() -> Path:
-    """``$ECGMON_CACHE_DIR/ptbxl_full`` when set, else ``~/.cache/ecgmon/ptbxl_full`` (never inside git)."""
-    base = os.environ.get("ECGMON_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "ecgmon") / "ptbxl_full"
+    """``Settings.cache_dir / "ptbxl_full"`` (``ECGMON_CACHE_DIR``, default ``~/.cache/ecgmon``; never inside git)."""
+    from ecgmon.settings import get_settings
+
+    return get_settings().cache_dir / "ptbxl_full"
 
 
 @dataclass

@@ -24,7 +24,7 @@ def ptbxl_full(
     cache: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
-            "--cache", help="Cache folder; default $ECGMON_CACHE_DIR/ptbxl_full or ~/.cache/ecgmon/ptbxl_full."
+            "--cache", help="Cache folder; default ECGMON_CACHE_DIR/ptbxl_full (~/.cache/ecgmon/ptbxl_full)."
         ),
     ] = None,
     shared_data: Annotated[

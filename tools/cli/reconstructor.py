@@ -51,8 +51,21 @@ def train(
     out: Annotated[
         Optional[Path], typer.Option(help="Weight file; default models/weights/reconstructor_MODEL.pt.")  # noqa: UP045
     ] = None,
+    pool: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="PTB-XL pool cache (`ecgmon data ptbxl-full`): pre-train on it instead."),
+    ] = None,
+    epoch_windows: Annotated[int, typer.Option(help="Random windows per epoch; 0 = all.")] = 0,
+    init: Annotated[
+        Optional[Path], typer.Option(help="Start from these weights (fine-tuning after --pool).")  # noqa: UP045
+    ] = None,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-4,
 ) -> None:
-    """Train a reconstructor on ptbxl_z/train (+ ptbxl100/train); the checkpoint is chosen on ptbxl100/val."""
+    """Train a reconstructor on ptbxl_z/train (+ ptbxl100/train); the checkpoint is chosen on ptbxl100/val.
+
+    Learning from all of PTB-XL is two runs: ``--pool CACHE --epoch-windows N`` pre-trains, then
+    ``--init PRETRAINED.pt`` fine-tunes on the training split with metadata.
+    """
     from models.reconstructor.train import MODELS, TrainConfig, train_model
 
     names = list(MODELS) if model == "all" else [model]
@@ -78,6 +91,10 @@ def train(
             seed=seed,
             run_dir=run_dir,
             out=out,
+            pool=pool,
+            epoch_windows=epoch_windows,
+            init=init,
+            weight_decay=weight_decay,
         )
         with Progress(
             TextColumn("{task.description}"),
