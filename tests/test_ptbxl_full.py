@@ -247,8 +247,13 @@ def test_student_pool_arrays_are_lead_i_and_teacher_tokens(fixture: tuple[Path, 
 
 
 def test_default_cache_follows_the_cache_dir_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ecgmon.settings import get_settings
+
     monkeypatch.setenv("ECGMON_CACHE_DIR", str(tmp_path / "caches"))
+    get_settings.cache_clear()
     assert ptbxl_full.default_cache_dir() == tmp_path / "caches" / "ptbxl_full"
     monkeypatch.delenv("ECGMON_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    get_settings.cache_clear()
     assert ptbxl_full.default_cache_dir() == tmp_path / "xdg" / "ecgmon" / "ptbxl_full"
+    get_settings.cache_clear()
