@@ -10,6 +10,7 @@ gets the same prediction and reconstruction records, and its InfluxDB row is ove
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,25 @@ def reconstructor() -> Any:
     return registry.load("dual_branch", device="cpu", weights=True, mc_mode="head")
 
 
+def _same_at_every_placement(
+    x: np.ndarray,
+    others: np.ndarray,
+    seed: int,
+    run: Callable[[np.ndarray, list[int]], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``run(batch, seeds)`` with ``x`` (seeded ``seed``) at every placement among ``others``: its two
+    outputs for ``x`` must be bit-identical every time; returns them."""
+    runs = []
+    for batch, row in _placements(x, others):
+        seeds = [window_seed("other", i) for i in range(len(batch))]
+        seeds[row] = seed
+        a, b = run(batch, seeds)
+        runs.append((a[row], b[row]))
+    for a, b in runs[1:]:
+        assert np.array_equal(a, runs[0][0]) and np.array_equal(b, runs[0][1])
+    return runs[0]
+
+
 @pytest.mark.parametrize("mc_mode", ["head", "full"])
 def test_classifier_outputs_do_not_depend_on_the_batch(classifier: Any, mc_mode: str) -> None:
     classifier.mc_mode = mc_mode
@@ -58,17 +78,15 @@ def test_classifier_outputs_do_not_depend_on_the_batch(classifier: Any, mc_mode:
         x = _windows(1, 0, classifier.window_samples)[0]
         others = _windows(40, 1, classifier.window_samples)
         seed = window_seed("p-1", 7)
-        runs = []
-        for batch, row in _placements(x, others):
-            seeds = [window_seed("other", i) for i in range(len(batch))]
-            seeds[row] = seed
+
+        def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
             out = classifier.predict(batch, mc_samples=8, seeds=seeds)
-            runs.append((out.probs[row], out.uncertainty[row]))
-        for probs, unc in runs[1:]:
-            assert np.array_equal(probs, runs[0][0]) and np.array_equal(unc, runs[0][1])
+            return out.probs, out.uncertainty
+
+        probs, _ = _same_at_every_placement(x, others, seed, run)
         # The dropout is live: another seed gives another sample of the same window.
         other = classifier.predict(x[None], mc_samples=8, seeds=[seed + 1])
-        assert not np.array_equal(other.probs[0], runs[0][0])
+        assert not np.array_equal(other.probs[0], probs)
     finally:
         classifier.mc_mode = "head"
 
@@ -80,17 +98,15 @@ def test_reconstruction_does_not_depend_on_the_batch(reconstructor: Any, mc_mode
         x = _windows(1, 2, reconstructor.window_samples)[0]
         others = _windows(40, 3, reconstructor.window_samples)
         seed = window_seed("p-2", 3)
-        runs = []
-        for batch, row in _placements(x, others):
-            seeds = [window_seed("other", i) for i in range(len(batch))]
-            seeds[row] = seed
+
+        def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
             meta = PatientMeta(np.full(len(batch), 61.0), np.zeros(len(batch)))
             mean, std = reconstructor.reconstruct(batch, meta, samples=4, seeds=seeds)
-            runs.append((mean[row], std[row]))
-        for mean, std in runs[1:]:
-            assert np.array_equal(mean, runs[0][0]) and np.array_equal(std, runs[0][1])
+            return mean, std
+
+        _, std = _same_at_every_placement(x, others, seed, run)
         meta1 = PatientMeta(np.full(1, 61.0), np.zeros(1))
-        assert not np.array_equal(reconstructor.reconstruct(x[None], meta1, samples=4, seeds=[seed + 1])[1], runs[0][1])
+        assert not np.array_equal(reconstructor.reconstruct(x[None], meta1, samples=4, seeds=[seed + 1])[1], std)
     finally:
         reconstructor.mc_mode = "head"
 
