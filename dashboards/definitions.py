@@ -1,7 +1,10 @@
 """The dashboards and alert rules of the monitoring centre: every InfluxQL query lives here.
 
-Queries read the stable measurement schema of the pipeline (database ``ecg``): ``prediction``,
-``reconstruction``, ``ecg_lead_i``, ``alert``, ``pipeline`` (see DESIGN.md). They use only what
+Queries read the stable measurement schema of the pipeline (database ``ecg``, ``ecgmon.points``):
+``prediction``, ``alert``, ``pipeline``, and the live waveforms ``ecg_lead_i`` and ``reconstruction``,
+which the worker writes only while a patient has an open alert (``ECGMON_LIVE_WAVEFORM``). Every
+window is also stored packed in ``ecg_strip``, which Grafana cannot decode: full disclosure is
+``ecgmon strip``, the console (``/api/strip``) and the HTML report. They use only what
 InfluxDB 1.6 and InfluxDB 2.x's InfluxQL both run, and Grafana's macros ``$timeFilter`` and
 ``$__interval`` plus the dashboard variables ``$patient`` and ``$lead``. Field ``p_~`` (noisy class)
 is always double-quoted. Two InfluxQL facts shape the queries: several selectors in one SELECT
@@ -358,6 +361,9 @@ def patient_detail() -> dict[str, Any]:
             h=7,
             min_interval="20ms",
             max_data_points=3000,
+            description="Live lead I at ECGMON_DISPLAY_HZ, written while the patient has an open alert "
+            "(ECGMON_LIVE_WAVEFORM). Every window is stored at its full rate in ecg_strip: any patient's "
+            "last 24 h with `ecgmon strip` or the console.",
         ),
         _state_timeline("Rhythm", Target("A", RHYTHM, alias="rhythm"), CLASSES, h=4),
         _ts(
@@ -391,7 +397,8 @@ def patient_detail() -> dict[str, Any]:
             max_data_points=1500,
             overrides=band,
             repeat="lead",
-            description="Reconstructed from lead I; the band is ±2 MC-dropout standard deviations.",
+            description="Reconstructed from lead I; the band is ±2 MC-dropout standard deviations. Live while "
+            "the patient has an open alert; stored in full in ecg_strip.",
         ),
     ]
     model = dashboard(

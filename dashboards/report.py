@@ -3,17 +3,21 @@
 One self-contained HTML file (figures embedded as base64 PNG, no network needed to open it):
 a summary table per patient (windows, AF windows by truth and by the classifier, alerts opened by
 type next to the truth's episode types), each patient's rhythm and alerts against the truth over
-time, one reconstructed 12-lead window with its ±2σ uncertainty band, and the pipeline's
-throughput and latency. Everything is read back from InfluxDB (the same measurements Grafana
-reads), so the report shows what was stored, not what the demo meant to store.
+time, one reconstructed 12-lead window with its ±2σ uncertainty band, each patient's full-disclosure
+lead I (the packed ``ecg_strip`` decoded by ``ecgmon.full_disclosure``, a row per minute), and the
+pipeline's throughput and latency. Everything is read back from InfluxDB (the same measurements
+Grafana reads), so the report shows what was stored, not what the demo meant to store.
+``strip_figure`` and ``write_strip_html`` also draw ``ecgmon strip``'s PNG and HTML.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
 import itertools
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,11 +29,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 from dashboards.definitions import CLASSES
 from ecgmon.contracts import LEADS
+from ecgmon.full_disclosure import Strip, read_strip, read_strips
 from ecgmon.influx import InfluxClient
+from ecgmon.points import ALERT, MEASURED_LEAD, PIPELINE, PREDICTION, STRIP
 
 AF_TRUTHS = frozenset({"AF", "AFL"})
 """Simulator truths that the classifier's AF class (``A``) stands for (AF and flutter)."""
@@ -86,7 +93,7 @@ def load_patients(
     tf = _tf(t_from_ms, t_to_ms)
     out: dict[str, PatientData] = {}
     query = (
-        'SELECT "label", "truth", "hr_bpm", "confidence", "uncertainty" FROM "prediction" '
+        f'SELECT "label", "truth", "hr_bpm", "confidence", "uncertainty" FROM "{PREDICTION}" '
         f'WHERE {tf} GROUP BY "patient_id"'
     )
     for s in client.query(query):
@@ -101,7 +108,7 @@ def load_patients(
             p.hr_bpm.append(hr)
             p.confidence.append(conf)
             p.uncertainty.append(unc)
-    for s in client.query(f'SELECT "state" FROM "alert" WHERE {tf} GROUP BY "patient_id", "type"'):
+    for s in client.query(f'SELECT "state" FROM "{ALERT}" WHERE {tf} GROUP BY "patient_id", "type"'):
         owner = out.get(s["tags"]["patient_id"])
         if owner is not None:
             owner.alerts.extend((int(t), s["tags"]["type"], str(state)) for t, state in s["values"])
@@ -113,38 +120,47 @@ def load_patients(
 def load_reconstruction(
     client: InfluxClient, t_from_ms: int, t_to_ms: int, patients: set[str] | None = None, window_s: float = 10.0
 ) -> tuple[str, dict[str, tuple[list[int], list[float], list[float]]]] | None:
-    """The last ``window_s`` of reconstructions of the patient with the most: patient id, lead -> (t, mean, std).
+    """The last reconstructed window (``window_s``) of the patient with the most: patient id, lead -> (t, mean, std).
 
-    Lead I (measured) is included with zero uncertainty. None when nothing was reconstructed.
+    Read from the packed ``ecg_strip`` at the stored rates; lead I (measured) is included with zero
+    uncertainty. None when nothing was reconstructed.
     """
     tf = _tf(t_from_ms, t_to_ms)
+    reconstructed = f"\"lead\" <> '{MEASURED_LEAD}'"
     counts = {
         s["tags"]["patient_id"]: s["values"][0][1]
-        for s in client.query(f'SELECT count("value") FROM "reconstruction" WHERE {tf} GROUP BY "patient_id"')
+        for s in client.query(f'SELECT count("n") FROM "{STRIP}" WHERE {reconstructed} AND {tf} GROUP BY "patient_id"')
         if patients is None or s["tags"]["patient_id"] in patients
     }
     if not counts:
         return None
     pid = max(sorted(counts), key=lambda k: counts[k])
-    last = client.query(f'SELECT last("value") FROM "reconstruction" WHERE "patient_id" = \'{pid}\' AND {tf}')
-    t_end = int(last[0]["values"][0][0])
-    win = _tf(t_end - int(window_s * 1000) + 1, t_end)
-    leads: dict[str, tuple[list[int], list[float], list[float]]] = {}
-    lead_i = client.query(f'SELECT "value" FROM "ecg_lead_i" WHERE "patient_id" = \'{pid}\' AND {win}')
-    if lead_i:
-        vals = lead_i[0]["values"]
-        leads["I"] = ([int(v[0]) for v in vals], [float(v[1]) for v in vals], [0.0] * len(vals))
-    query = (
-        f'SELECT "value", "uncertainty" FROM "reconstruction" WHERE "patient_id" = \'{pid}\' AND {win} GROUP BY "lead"'
+    last = client.query(
+        f'SELECT last("n") FROM "{STRIP}" WHERE "patient_id" = \'{pid}\' AND {reconstructed} AND {tf}'
     )
-    for s in client.query(query):
-        vals = s["values"]
-        leads[s["tags"]["lead"]] = (
-            [int(v[0]) for v in vals],
-            [float(v[1]) for v in vals],
-            [float(v[2] or 0.0) for v in vals],
+    t_start = int(last[0]["values"][0][0])
+    leads: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    for lead, strip in read_strips(client, pid, t_start, t_start + int(window_s * 1000) - 1).items():
+        keep = np.isfinite(strip.values)
+        sd = np.zeros(len(strip.values)) if strip.sd is None else np.nan_to_num(strip.sd, nan=0.0)
+        leads[lead] = (
+            [int(t) for t in np.rint(strip.t_ms[keep])],
+            [float(v) for v in strip.values[keep]],
+            [float(v) for v in sd[keep]],
         )
     return pid, leads
+
+
+def load_full_disclosure(
+    client: InfluxClient, patients: Sequence[str], t_from_ms: int, t_to_ms: int
+) -> dict[str, Strip]:
+    """patient -> lead I as stored (``ecg_strip``) over the range; patients with nothing stored are left out."""
+    out = {}
+    for pid in patients:
+        strip = read_strip(client, pid, t_from_ms, t_to_ms)
+        if not strip.empty:
+            out[pid] = strip
+    return out
 
 
 def load_pipeline(client: InfluxClient, t_from_ms: int, t_to_ms: int) -> dict[str, dict[str, list[Any]]]:
@@ -152,7 +168,7 @@ def load_pipeline(client: InfluxClient, t_from_ms: int, t_to_ms: int) -> dict[st
     cols = ("windows_per_s", "latency_ms_p50", "latency_ms_p99", "batch_size_mean", "queue_depth")
     select = ", ".join(f'"{c}"' for c in cols)
     out: dict[str, dict[str, list[Any]]] = {}
-    for s in client.query(f'SELECT {select} FROM "pipeline" WHERE {_tf(t_from_ms, t_to_ms)} GROUP BY "worker"'):
+    for s in client.query(f'SELECT {select} FROM "{PIPELINE}" WHERE {_tf(t_from_ms, t_to_ms)} GROUP BY "worker"'):
         columns = s["columns"]
         out[s["tags"]["worker"]] = {c: [row[i] for row in s["values"]] for i, c in enumerate(columns)}
     return out
@@ -238,6 +254,75 @@ def twelve_lead_figure(pid: str, leads: dict[str, tuple[list[int], list[float], 
     return fig
 
 
+def _clock(t_ms: float) -> str:
+    return dt.datetime.fromtimestamp(t_ms / 1000, tz=dt.UTC).strftime("%H:%M:%S")
+
+
+def strip_figure(strip: Strip, *, row_s: float = 60.0, max_rows: int = 30, title: str = "") -> Figure:
+    """Full disclosure on paper: the strip in rows of ``row_s`` seconds, each labelled with its UTC start.
+
+    At most ``max_rows`` rows: a longer strip shows its last ones (the title says so). Gaps stay blank.
+    """
+    per_row = max(1, int(round(row_s * strip.fs_hz)))
+    total = max(1, math.ceil(len(strip.values) / per_row))
+    first = max(0, total - max_rows)
+    rows = total - first
+    fig, axes = plt.subplots(rows, 1, figsize=(12, 0.75 * rows + 0.8), sharex=True, squeeze=False)
+    finite = strip.values[np.isfinite(strip.values)]
+    lo, hi = (float(np.percentile(finite, 0.2)), float(np.percentile(finite, 99.8))) if finite.size else (-1.0, 1.0)
+    margin = max(0.2, 0.1 * (hi - lo))
+    for r, ax in enumerate(axes[:, 0]):
+        k0 = (first + r) * per_row
+        seg = strip.values[k0 : k0 + per_row]
+        ax.plot(np.arange(len(seg)) / strip.fs_hz, seg, color="black", linewidth=0.4)
+        ax.set_ylim(lo - margin, hi + margin)
+        ax.set_xlim(0, row_s)
+        ax.set_ylabel(_clock(strip.t0_ms + k0 * 1000.0 / strip.fs_hz), rotation=0, ha="right", fontsize=6)
+        ax.set_yticks([])
+        ax.set_xticks(np.arange(0, row_s + 1e-9, max(1.0, row_s / 12)))
+        ax.grid(True, color="#f4a6a6", linewidth=0.4)
+        ax.tick_params(labelsize=6)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    shown = f" (last {rows} of {total} rows)" if first else ""
+    axes[0, 0].set_title(
+        title or f"{strip.patient_id}, lead {strip.lead}, {strip.fs_hz:g} Hz, rows of {row_s:g} s (UTC){shown}",
+        fontsize=9, loc="left",
+    )  # fmt: skip
+    axes[-1, 0].set_xlabel("s into the row", fontsize=7)
+    return fig
+
+
+def write_strip_html(strip: Strip, path: Path, *, row_s: float = 60.0, rows_per_page: int = 30) -> Path:
+    """The whole strip as one self-contained HTML file: pages of ``rows_per_page`` rows of ``row_s`` s."""
+    per_page = max(1, int(round(row_s * strip.fs_hz))) * rows_per_page
+    pages = max(1, math.ceil(len(strip.values) / per_page))
+    t0, t1 = strip.t0_ms, strip.t0_ms + len(strip.values) * 1000.0 / strip.fs_hz
+    iso = "%Y-%m-%d %H:%M:%S"
+    span = (
+        f"{dt.datetime.fromtimestamp(t0 / 1000, tz=dt.UTC).strftime(iso)} to "
+        f"{dt.datetime.fromtimestamp(t1 / 1000, tz=dt.UTC).strftime(iso)} UTC"
+    )
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(strip.patient_id)} lead {html.escape(strip.lead)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}img{max-width:100%;display:block;margin:0.5em 0}</style>",
+        f"</head><body><h1>Full disclosure: {html.escape(strip.patient_id)}, lead {html.escape(strip.lead)}</h1>",
+        f"<p>{span}; {strip.fs_hz:g} Hz; {strip.points} stored windows; {strip.covered_s:.0f} s with signal.</p>",
+    ]
+    for page in range(pages):
+        k0 = page * per_page
+        part = Strip(
+            strip.patient_id, strip.lead, strip.fs_hz, strip.t0_ms + k0 * 1000.0 / strip.fs_hz,
+            strip.values[k0 : k0 + per_page], None if strip.sd is None else strip.sd[k0 : k0 + per_page], strip.points,
+        )  # fmt: skip
+        fig = strip_figure(part, row_s=row_s, max_rows=rows_per_page, title=f"page {page + 1} of {pages}")
+        parts.append(_img(_png(fig), f"page {page + 1}"))
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
 def pipeline_figure(pipeline: dict[str, dict[str, list[Any]]], t0_ms: int) -> Figure:
     """Throughput (windows/s) and latency p50/p99 (ms) of each worker over time."""
     fig, (ax_rate, ax_lat) = plt.subplots(2, 1, figsize=(9, 4), sharex=True)
@@ -269,6 +354,7 @@ def render_html(
     t_from_ms: int,
     title: str,
     notes: list[str],
+    disclosure: dict[str, Strip] | None = None,
 ) -> str:
     """The whole report as one HTML string."""
     parts = [
@@ -306,6 +392,14 @@ def render_html(
         parts.append(_img(_png(twelve_lead_figure(*reconstruction)), "reconstructed 12-lead"))
     else:
         parts.append("<p>No reconstruction was stored in this run (see ECGMON_RECONSTRUCTION_POLICY).</p>")
+    parts.append("<h2>Full disclosure: lead I as stored</h2>")
+    if disclosure:
+        parts.append("<p>Every window of every patient is stored packed at its native rate (<code>ecg_strip</code>); "
+                     "<code>ecgmon strip</code> draws any patient's range the same way.</p>")  # fmt: skip
+        for pid, strip in disclosure.items():
+            parts.append(_img(_png(strip_figure(strip)), f"full disclosure of {pid}"))
+    else:
+        parts.append("<p>No packed strip was stored in this run.</p>")
     parts.append("<h2>Pipeline throughput and latency</h2>")
     if pipeline:
         parts.append(_img(_png(pipeline_figure(pipeline, t_from_ms)), "pipeline throughput and latency"))
@@ -329,10 +423,12 @@ def write_report(
     data = load_patients(client, t_from_ms, t_to_ms, patients)
     recon = load_reconstruction(client, t_from_ms, t_to_ms, patients, window_s)
     pipe = load_pipeline(client, t_from_ms, t_to_ms)
+    disclosure = load_full_disclosure(client, [p.patient_id for p in data], t_from_ms, t_to_ms)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(t_to_ms / 1000))
     text = render_html(
-        data, recon, pipe, t_from_ms=t_from_ms, title=f"ecgmon demo report {stamp} UTC", notes=notes or []
-    )
+        data, recon, pipe, t_from_ms=t_from_ms, title=f"ecgmon demo report {stamp} UTC", notes=notes or [],
+        disclosure=disclosure,
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"ecgmon-report-{stamp}.html"
     path.write_text(text, encoding="utf-8")

@@ -287,6 +287,7 @@ class Prediction:
     model: str
     rr_irregularity: float | None = None
     truth: str | None = None
+    p_wave_coherence: float | None = None
 
     def to_bytes(self) -> bytes:
         """JSON with the schema version."""

@@ -86,10 +86,10 @@ class Settings(BaseSettings):
         "(ECGMON_KAFKA_FETCH_MAX_WAIT_MS).",
     )
     kafka_linger_ms: float = Field(
-        5.0,
+        20.0,
         ge=0,
-        description="How long the worker's producer gathers records into one request; Faust's own is 0 "
-        "(ECGMON_KAFKA_LINGER_MS).",
+        description="How long the worker's producer gathers records into one request; Faust's own is 0. "
+        "It delays only the Kafka outputs and the commit, not the InfluxDB write (ECGMON_KAFKA_LINGER_MS).",
     )
     partitions: int = Field(8, ge=1, description="Partitions of every topic; cannot shrink later (ECGMON_PARTITIONS).")
     app_id: str = Field("ecgmon", description="Faust app id = Kafka consumer group (ECGMON_APP_ID).")
@@ -172,7 +172,15 @@ class Settings(BaseSettings):
         "variance",
         description="MC dropout over the whole net (full), the trunk once and only the head sampled (head, "
         "2.5x cheaper than full), or no dropout: one pass whose std is the predicted variance (variance; "
-        "issue 24: same ptbxl_z val r and Spearman as head, ~5x cheaper) (ECGMON_RECONSTRUCTOR_MC_MODE).",
+        "issue 24: the same ptbxl_z val r and Spearman as head at a quarter of its cost) "
+        "(ECGMON_RECONSTRUCTOR_MC_MODE).",
+    )
+    reconstructor_replay_chunk: int = Field(
+        4,
+        ge=1,
+        description="Windows per reconstructor forward pass on the replayable path; a batch's reconstructions "
+        "are padded to a multiple of it. 4 suits alert_open (~4 of 64 windows); 16 is cheaper per window for "
+        "the every policy (ECGMON_RECONSTRUCTOR_REPLAY_CHUNK).",
     )
     reconstruction_policy: ReconstructionPolicy = Field(
         "alert_open", description="When to reconstruct 12 leads (ECGMON_RECONSTRUCTION_POLICY)."
@@ -258,6 +266,14 @@ class Settings(BaseSettings):
     )
     alert_af_combined_threshold: float = Field(
         0.75, ge=0, le=1, description="Least combined AF evidence that counts (ECGMON_ALERT_AF_COMBINED_THRESHOLD)."
+    )
+    alert_af_max_p_coherence: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="A window whose P-wave coherence (ecgmon.atrial: the same P wave before every QRS) exceeds "
+        "this never counts as AF, whatever the other evidence; 1 turns the veto off "
+        "(ECGMON_ALERT_AF_MAX_P_COHERENCE).",
     )
     alert_af_rvr_bpm: float = Field(
         110.0,

@@ -14,6 +14,8 @@ size (measured on this machine: a window's fp32 probabilities differ in the last
 of 1, of 2-15 and of 16 or more; within one size its position and neighbours change nothing). So the
 replayable path always runs ``REPLAY_CHUNK`` windows per forward pass, padding the last chunk
 (``chunks``). Same device, torch build and thread count give the same bits; a different machine may not.
+A model may use a chunk of its own (the reconstructor's ``replay_chunk``, 4: it sees a few windows per
+batch); what matters is that its size never depends on the batch.
 """
 
 from __future__ import annotations
@@ -75,8 +77,12 @@ def seeded_dropout(modules: Iterable[nn.Module], seeds: Sequence[int]) -> Iterat
         if rows % n:
             raise ValueError(f"a dropout input has {rows} rows, not a multiple of the {n} seeded windows")
         shape = tuple(output.shape[1:])
-        keep = torch.stack([torch.rand(shape, generator=generators[r % n], device=device) >= p for r in range(rows)])
-        return output * keep.to(output.dtype) * (1.0 / (1.0 - p))
+        # One draw per window for all its rows (passes): the same numbers, in the same order, as one draw
+        # per row (rows r, r + n, ... of window r), at a fraction of the calls (issue 24).
+        passes = rows // n
+        u = torch.stack([torch.rand((passes, *shape), generator=g, device=device) for g in generators], dim=1)
+        keep = u.reshape(rows, *shape) >= p
+        return output * keep.to(output.dtype).mul_(1.0 / (1.0 - p))
 
     handles: list[Any] = []
     try:

@@ -111,6 +111,7 @@ async def run_pipeline() -> None:
         health=Health(worker_name(settings.worker_name)),
         ledger=offset_ledger(app),  # the commit rule the consumer applies (streams.offsets)
     )
+    runtime.inference = inference
     runtime.pipeline = pipeline
     runtime.built.set()
     log.info(
@@ -177,7 +178,9 @@ def consumer_flow() -> dict[str, int | None]:
 async def report_health() -> None:
     """One ``pipeline`` point per interval."""
     if runtime.pipeline is not None:
-        await runtime.pipeline.sink.write([runtime.pipeline.health_line(consumer_lag(), consumer_flow())])
+        model_cpu_s = None if runtime.inference is None else runtime.inference.model_cpu_s
+        line = runtime.pipeline.health_line(consumer_lag(), consumer_flow(), model_cpu_s)
+        await runtime.pipeline.sink.write([line])
 
 
 @app.on_rebalance_complete.connect  # type: ignore[arg-type]

@@ -14,8 +14,10 @@ af         >= k of the last n good windows are AF by the configured      ``mediu
            evidence (classifier: P(A) >= c and uncertainty <= u;         rate exceeds ``alert_af_rvr_bpm``
            rr: COSEn score >= ``alert_af_rr_min_score``; both; or        (rapid ventricular response)
            combined, the default: w P(A) + (1-w) score >=
-           threshold, so regular RR vetoes AF); resolves
-           after m good non-AF windows in a row
+           threshold, so regular RR vetoes AF); a window with
+           coherent P waves never counts (``alert_af_max_p_``
+           ``coherence``); resolves after m good non-AF
+           windows in a row
 brady      heart rate < ``alert_brady_bpm`` for ``alert_rate_sustain_``  ``high``; ``critical`` below
            ``windows`` good windows in a row; resolves after             ``alert_brady_critical_bpm``
            ``alert_rate_resolve_windows`` in range
@@ -66,7 +68,8 @@ class Observation:
     probabilities; ``hr_bpm`` is the window's heart rate (None when no beats were found); ``sqi`` the
     signal-quality index in [0, 1]; ``max_rr_s`` the longest RR interval in s (None: fewer than 2
     beats); ``rr_irregularity`` the COSEn score in [0, 1] (None: too few beats); ``lead_off`` the
-    device's or preprocessing's lead-off verdict.
+    device's or preprocessing's lead-off verdict; ``p_wave_coherence`` in [0, 1] (``ecgmon.atrial``; None:
+    too few beats).
     """
 
     patient_id: str
@@ -81,6 +84,7 @@ class Observation:
     max_rr_s: float | None
     rr_irregularity: float | None
     lead_off: bool
+    p_wave_coherence: float | None = None
 
 
 def new_state() -> dict[str, Any]:
@@ -131,6 +135,10 @@ class AlertEngine:
         rr = obs.rr_irregularity
         rr_ok = _finite(rr) and rr is not None and rr >= s.alert_af_rr_min_score
         mode = s.alert_af_evidence
+        coherence = obs.p_wave_coherence
+        if coherence is not None and _finite(coherence) and coherence > s.alert_af_max_p_coherence:
+            # The same P wave before every QRS: whatever else looks irregular (ectopy, pauses), not AF.
+            return False, 0.0
         if mode == "classifier":
             return clf, p_af
         if mode == "rr":

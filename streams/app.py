@@ -71,8 +71,9 @@ def make_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.kafka_rebalance_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
         producer_max_request_size=max(1_048_576, 4 * settings.deadletter_keep_bytes),
-        # A few ms of linger put a micro-batch's records (prediction, changelog, reconstruction) into
-        # one produce request per broker instead of one each: fewer syscalls on the event loop.
+        # Linger puts a micro-batch's records (prediction, changelog, reconstruction) into one produce
+        # request per broker instead of one each: fewer syscalls on the event loop, less broker work
+        # per window (20 ms instead of 5: 10 % less broker CPU per window in a backlog drain, issue 24).
         producer_linger=settings.kafka_linger_ms / 1000.0,
         Worker=Worker,  # no terminal spinner: it puts the root logger at DEBUG (streams/faust_worker.py)
     )

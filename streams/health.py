@@ -9,8 +9,10 @@ and the InfluxDB sink), ``deadletter_total`` (since the worker started), and ``w
 (seconds InfluxDB has been failing writes, 0 when it answers: during an outage the points wait in
 the sink's buffer and are written with their own timestamps once it is back, so the outage shows
 in the ``pipeline`` measurement afterwards), ``rebalances`` (partition revocations this worker has
-seen) and ``dropped_total`` (windows dropped unprocessed and read again: in flight when their
-partition was revoked, or handed over out of turn, see ``streams.offsets``).
+seen), ``dropped_total`` (windows dropped unprocessed and read again: in flight when their
+partition was revoked, or handed over out of turn, see ``streams.offsets``), and ``cpu_s`` and
+``model_cpu_s``: CPU seconds since the worker started of the whole process and of its model calls
+(``ecgmon bench`` reads them to split a window's CPU between the models and the rest).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Health:
         sink_down_s: float = 0.0,
         rebalances: int = 0,
         dropped_total: int = 0,
+        model_cpu_s: float | None = None,
     ) -> dict[str, FieldValue | None]:
         """The fields of one ``pipeline`` point; resets the per-interval counters."""
         now = time.monotonic()
@@ -84,6 +87,8 @@ class Health:
             "sink_down_s": float(sink_down_s),
             "rebalances": int(rebalances),
             "dropped_total": int(dropped_total),
+            "cpu_s": round(time.process_time(), 3),
+            "model_cpu_s": None if model_cpu_s is None else round(model_cpu_s, 3),
         }
         self._latencies_s = []
         self._windows = 0

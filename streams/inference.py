@@ -3,8 +3,11 @@
 Models come only through ``models.registry.load`` by the names in settings (``classifier``,
 ``reconstructor``); the stream never imports training or evaluation code. Everything that is pure
 computation on a window (preprocessing, the RR evidence, the InfluxDB line and Kafka record of the
-prediction, the waveforms as arrays) happens here, in the inference thread, so the event loop only
-routes; the sink formats the waveforms' points in its own process (``streams.sink``).
+prediction, the packed ``ecg_strip`` points of every window, the live waveforms as arrays) happens
+here, in the inference thread, so the event loop only routes; the sink formats the live waveforms'
+points in its own thread (``streams.sink``). Every window's lead I is stored packed at its native
+rate, and each reconstructed lead at the reconstructor's rate (``ecgmon.points.strip_lines``); the
+display-rate points Grafana draws are made only for requests marked ``live``.
 
 Replay gives the same outputs: every window's MC-dropout masks come from its own seed
 (``window_seed``: patient id and seq) and the models run the replayable path (fixed chunks,
@@ -24,6 +27,7 @@ import hashlib
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +35,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ecgmon import points
 from ecgmon.contracts import Prediction, Reconstruction, Window
 from ecgmon.rr import rr_irregularity
 from ecgmon.settings import Settings
 from models import registry
 from models.interfaces import CLASSES, OUTPUT_LEADS, Classifier, PatientMeta, Reconstructor
-from streams import points
 from streams.preprocess import Prepared, fit_length, prepare_batch, resample
 
 log = logging.getLogger(__name__)
@@ -44,11 +48,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Request:
-    """A window to run, whether to reconstruct it, and when it entered the worker (monotonic s)."""
+    """A window to run, whether to reconstruct it, when it entered the worker (monotonic s), and whether
+    it also gets live per-sample waveform points (``streams.reconstruction_policy.live_waveform``)."""
 
     window: Window
     reconstruct: bool
     t_in: float
+    live: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,15 @@ class Result:
     lead_off: bool
     lines: list[points.Line]
     reconstruction: bytes | None = None
+
+
+@dataclass(frozen=True)
+class _Reconstructed:
+    """One window's reconstruction: ``(mean, std)`` ``[11, k]`` at the model's ``fs_hz``, and at display rate."""
+
+    native: tuple[np.ndarray, np.ndarray]
+    fs_hz: float
+    display: tuple[np.ndarray, np.ndarray]
 
 
 def _rounded(x: np.ndarray, decimals: int = 4) -> list[float]:
@@ -103,6 +118,11 @@ class Inference:
         self.classifier_bf16 = not self.cuda and cpu_bf16_wanted(settings.classifier_precision)
         self.model_tag = f"{classifier.name}:{classifier.version}"
         self.recon_tag = "" if reconstructor is None else f"{reconstructor.name}:{reconstructor.version}"
+        self.model_cpu_s = 0.0
+        """CPU seconds the inference thread spent in model calls since the worker started (``thread_time``).
+
+        The models' share of the worker's CPU (``ecgmon bench``); torch's own intra-op threads beyond the
+        calling one are not counted, so it is exact at ``torch_threads`` 1."""
 
     @classmethod
     def load(cls, settings: Settings) -> Inference:
@@ -120,6 +140,7 @@ class Inference:
                 device=device,
                 weights=settings.model_weights,
                 mc_mode=settings.reconstructor_mc_mode,
+                replay_chunk=settings.reconstructor_replay_chunk,
             )
         engine = cls(settings, classifier, reconstructor)
         if engine.cuda:
@@ -183,10 +204,12 @@ class Inference:
         windows = [r.window for r in requests]
         seeds = [window_seed(w.patient_id, w.seq) for w in windows]
         prep = self.prepare(windows)
+        t_cpu = time.thread_time()
         out = self.classify(prep.x, seeds=seeds)
         with torch.inference_mode(), torch.autocast("cuda", enabled=self.cuda):
             recon = self._reconstruct(requests, prep.x, seeds)
-        display = self._display(windows)
+        self.model_cpu_s += time.thread_time() - t_cpu
+        display = self._display(windows, [r.live for r in requests])
         probs = np.asarray(out.probs, dtype=np.float64)
         uncertainty = np.asarray(out.uncertainty, dtype=np.float64).reshape(-1)
         results = []
@@ -205,6 +228,7 @@ class Inference:
                 model=self.model_tag,
                 rr_irregularity=rr_irregularity(prep.rr_s[i]),
                 truth=w.truth,
+                p_wave_coherence=_finite_or_none(prep.p_wave_coherence[i]),
             )
             max_rr = _finite_or_none(prep.max_rr_s[i])
             lines: list[points.Line] = [
@@ -224,18 +248,24 @@ class Inference:
                         "max_rr_s": max_rr,
                         "lead_off": bool(prep.lead_off[i]),
                         "truth": w.truth,
+                        "p_wave_coherence": prediction.p_wave_coherence,
                     },
                 )
             ]
-            lines.append(
-                points.Waveform(
-                    "ecg_lead_i", {"patient_id": w.patient_id}, {"value": display[i]}, s.display_hz, w.t_start_ns
-                )
+            lines += points.strip_lines(
+                patient_id=w.patient_id,
+                lead=points.MEASURED_LEAD,
+                t_start_ns=w.t_start_ns,
+                fs_hz=w.fs_hz,
+                samples=w.samples,
             )
+            if i in display:
+                tags, fields = {"patient_id": w.patient_id}, {"value": display[i]}
+                lines.append(points.Waveform(points.LIVE_LEAD_I, tags, fields, s.display_hz, w.t_start_ns))
             record = None
             if i in recon:
-                mean, std = recon[i]
-                lines += self._reconstruction_lines(w, mean, std)
+                mean, std = recon[i].display
+                lines += self._reconstruction_lines(w, recon[i], live=requests[i].live)
                 record = Reconstruction(
                     patient_id=w.patient_id,
                     seq=w.seq,
@@ -248,12 +278,13 @@ class Inference:
             results.append(Result(w, prediction, max_rr, bool(prep.lead_off[i]), lines, record))
         return results
 
-    def _display(self, windows: Sequence[Window]) -> list[np.ndarray]:
-        """Raw lead I of each window at ``display_hz`` (windows of one rate and length resampled together)."""
-        out: list[np.ndarray] = [np.zeros(0)] * len(windows)
+    def _display(self, windows: Sequence[Window], live: Sequence[bool]) -> dict[int, np.ndarray]:
+        """``{index: raw lead I at display_hz}`` of the ``live`` windows (one rate and length resampled together)."""
+        out: dict[int, np.ndarray] = {}
         groups: dict[tuple[float, int], list[int]] = {}
         for i, w in enumerate(windows):
-            groups.setdefault((w.fs_hz, w.samples.shape[0]), []).append(i)
+            if live[i]:
+                groups.setdefault((w.fs_hz, w.samples.shape[0]), []).append(i)
         for (fs_hz, _), idx in groups.items():
             resampled = resample(np.stack([windows[i].samples for i in idx]), fs_hz, self.settings.display_hz)
             for row, i in enumerate(idx):
@@ -262,8 +293,8 @@ class Inference:
 
     def _reconstruct(
         self, requests: Sequence[Request], x_clf: np.ndarray, seeds: Sequence[int]
-    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """``{index: (mean, std)}`` at display rate, ``[11, k]`` each, for the requests that ask for it."""
+    ) -> dict[int, _Reconstructed]:
+        """``{index: reconstruction}`` (native and display rate) for the requests that ask for it."""
         rec = self.reconstructor
         idx = [i for i, r in enumerate(requests) if r.reconstruct]
         if rec is None or not idx:
@@ -284,19 +315,36 @@ class Inference:
             np.array([np.nan if requests[i].window.age is None else requests[i].window.age for i in idx], np.float32),
             np.array([np.nan if requests[i].window.sex is None else requests[i].window.sex for i in idx], np.float32),
         )
-        mean, std = rec.reconstruct(lead_i, meta, samples=self.settings.mc_samples, seeds=[seeds[i] for i in idx])
-        mean = resample(np.asarray(mean, np.float32), rec.fs_hz, self.settings.display_hz)
-        std = np.maximum(resample(np.asarray(std, np.float32), rec.fs_hz, self.settings.display_hz), 0.0)
-        return {i: (mean[j], std[j]) for j, i in enumerate(idx)}
+        native_mean, native_std = rec.reconstruct(
+            lead_i, meta, samples=self.settings.mc_samples, seeds=[seeds[i] for i in idx]
+        )
+        native_mean, native_std = np.asarray(native_mean, np.float32), np.asarray(native_std, np.float32)
+        mean = resample(native_mean, rec.fs_hz, self.settings.display_hz)
+        std = np.maximum(resample(native_std, rec.fs_hz, self.settings.display_hz), 0.0)
+        native_std = np.maximum(native_std, 0.0)
+        return {
+            i: _Reconstructed((native_mean[j], native_std[j]), rec.fs_hz, (mean[j], std[j])) for j, i in enumerate(idx)
+        }
 
-    def _reconstruction_lines(self, w: Window, mean: np.ndarray, std: np.ndarray) -> list[points.Line]:
-        return [
-            points.Waveform(
-                "reconstruction",
-                {"patient_id": w.patient_id, "lead": lead},
-                {"value": mean[j], "uncertainty": std[j]},
-                self.settings.display_hz,
-                w.t_start_ns,
-            )
-            for j, lead in enumerate(OUTPUT_LEADS)
-        ]
+    def _reconstruction_lines(self, w: Window, recon: _Reconstructed, *, live: bool) -> list[points.Line]:
+        """The packed ``ecg_strip`` point of each reconstructed lead, and its live points when ``live``."""
+        mean, std = recon.native
+        out: list[points.Line] = []
+        for j, lead in enumerate(OUTPUT_LEADS):
+            out += points.strip_lines(
+                patient_id=w.patient_id, lead=lead, t_start_ns=w.t_start_ns, fs_hz=recon.fs_hz,
+                samples=mean[j], sd=std[j], model=self.recon_tag,
+            )  # fmt: skip
+        if live:
+            mean_d, std_d = recon.display
+            out += [
+                points.Waveform(
+                    points.LIVE_RECONSTRUCTION,
+                    {"patient_id": w.patient_id, "lead": lead},
+                    {"value": mean_d[j], "uncertainty": std_d[j]},
+                    self.settings.display_hz,
+                    w.t_start_ns,
+                )
+                for j, lead in enumerate(OUTPUT_LEADS)
+            ]
+        return out

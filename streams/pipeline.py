@@ -1,9 +1,9 @@
 """The order of the steps for every window, as plain code the Faust agent calls (no Faust here).
 
 ``ingest(incoming)`` runs in the agent, in consumption order: decode or dead-letter, decide on
-reconstruction, hand the window to the bounded executor (waits when full), and queue the pending
-result in an ordered, bounded in-flight queue. ``complete()`` runs as one task and takes the
-in-flight windows in the same order: it waits for the window's inference result, steps the
+reconstruction and on live waveform points, hand the window to the bounded executor (waits when
+full), and queue the pending result in an ordered, bounded in-flight queue. ``complete()`` runs as
+one task and takes the in-flight windows in the same order: it waits for the window's inference result, steps the
 patient's alert state (``AlertEngine.step``; the new state is kept in memory at once, for the
 patient's next window), publishes the prediction, reconstruction and alerts to Kafka and hands the
 InfluxDB lines to the sink. ``settle()``, a second task, takes the completed windows in the same
@@ -45,16 +45,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
 
+from ecgmon import points
 from ecgmon.contracts import Alert, DeadLetter
 from ecgmon.settings import Settings
-from streams import points
 from streams.alerts import AlertEngine, Observation, open_alerts
 from streams.batching import BatchExecutor
 from streams.health import Health
 from streams.inference import Request, Result
 from streams.ingress import Record, dead_letter, decode_or_dead_letter
 from streams.offsets import Claim, OffsetLedger
-from streams.reconstruction_policy import should_reconstruct
+from streams.reconstruction_policy import live_waveform, should_reconstruct
 from streams.sink import InfluxSink
 
 log = logging.getLogger(__name__)
@@ -228,13 +228,15 @@ class Pipeline:
             await self._inflight.put((incoming, "", decoded, claim))
             return
         window = decoded
+        open_types = open_alerts(self.store.get(window.patient_id))
         reconstruct = should_reconstruct(
             s.reconstruction_policy,
             seq=window.seq,
             every_k=s.reconstruction_every_k,
-            open_alert_types=open_alerts(self.store.get(window.patient_id)),
+            open_alert_types=open_types,
         )
-        future = await self.executor.submit(Request(window, reconstruct, incoming.t_in))
+        live = live_waveform(s.live_waveform, open_alert_types=open_types)
+        future = await self.executor.submit(Request(window, reconstruct, incoming.t_in, live=live))
         await self._inflight.put((incoming, window.patient_id, future, claim))
 
     async def complete(self) -> None:
@@ -377,6 +379,7 @@ class Pipeline:
             max_rr_s=result.max_rr_s,
             rr_irregularity=p.rr_irregularity,
             lead_off=result.lead_off,
+            p_wave_coherence=p.p_wave_coherence,
         )
 
     async def _dead_letter(self, incoming: Incoming, envelope: DeadLetter, claim: Claim | None) -> None:
@@ -391,7 +394,12 @@ class Pipeline:
             "Alert %s %s for %s (%s): %s", alert.type, alert.state, alert.patient_id, alert.severity, alert.message
         )
 
-    def health_line(self, consumer_lag: int | None = None, flow: dict[str, int | None] | None = None) -> str:
+    def health_line(
+        self,
+        consumer_lag: int | None = None,
+        flow: dict[str, int | None] | None = None,
+        model_cpu_s: float | None = None,
+    ) -> str:
         """The ``pipeline`` point for now (resets the interval counters); ``flow`` adds the consumer's gates."""
         fields = self.health.fields(
             stats=self.executor.stats.take(),
@@ -403,6 +411,7 @@ class Pipeline:
             sink_down_s=self.sink.down_s(),
             rebalances=self.rebalances,
             dropped_total=self.dropped_total,
+            model_cpu_s=model_cpu_s,
         )
         fields.update(flow or {})
         return points.pipeline_line(self.health.worker, fields, time.time_ns())

@@ -27,17 +27,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 from scipy.signal import butter, sosfiltfilt, welch
-from scipy.stats import kurtosis
 
 from ecgmon import dsp
+from ecgmon.atrial import p_wave_coherence
 from ecgmon.dsp import r_peaks
 
 PEAK_METHOD = "neurokit"
-"""NeuroKit2 R-peak detector: about 1 ms per 10 s window, robust on single-lead ambulatory ECG."""
+"""NeuroKit2's R-peak method (``ecgmon.dsp``): ~0.15 CPU ms per 10 s window, robust on ambulatory ECG."""
 _BAND_HZ = (0.5, 40.0)
 
 resample = partial(dsp.resample, dtype=np.float32)
@@ -54,7 +54,8 @@ class Prepared:
 
     ``x [n, model_window_samples]`` lead I in mV at the model rate; ``hr_bpm [n]`` (NaN with fewer
     than 2 beats); ``sqi [n]`` in [0, 1]; ``rr_s`` RR intervals in s per window; ``max_rr_s [n]`` the
-    longest RR including the gaps to the window edges (NaN without beats); ``lead_off [n]``.
+    longest RR including the gaps to the window edges (NaN without beats); ``lead_off [n]``;
+    ``p_wave_coherence [n]`` (``ecgmon.atrial``; NaN with too few beats).
     """
 
     x: np.ndarray
@@ -63,6 +64,7 @@ class Prepared:
     rr_s: list[np.ndarray]
     max_rr_s: np.ndarray
     lead_off: np.ndarray
+    p_wave_coherence: np.ndarray
 
 
 def fit_length(x: np.ndarray, samples: int) -> np.ndarray:
@@ -73,9 +75,15 @@ def fit_length(x: np.ndarray, samples: int) -> np.ndarray:
     return np.concatenate([x, pad], axis=1)
 
 
-def _bandpass(x: np.ndarray, fs_hz: float) -> np.ndarray:
+@lru_cache(maxsize=32)
+def _bandpass_sos(fs_hz: float) -> np.ndarray:
+    """The band-pass's second-order sections at ``fs_hz``, designed once per rate (``butter`` took ~0.5 ms a call)."""
     high = min(_BAND_HZ[1], 0.45 * fs_hz)
-    sos = butter(4, [_BAND_HZ[0], high], btype="bandpass", fs=fs_hz, output="sos")
+    return np.asarray(butter(4, [_BAND_HZ[0], high], btype="bandpass", fs=fs_hz, output="sos"))
+
+
+def _bandpass(x: np.ndarray, fs_hz: float) -> np.ndarray:
+    sos = _bandpass_sos(float(fs_hz))
     padlen = min(x.shape[-1] - 1, 3 * (2 * len(sos) + 1))
     return np.asarray(sosfiltfilt(sos, x, axis=-1, padlen=padlen))
 
@@ -84,9 +92,25 @@ def _ramp(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip((v - lo) / (hi - lo), 0.0, 1.0)
 
 
+def _kurtosis(x: np.ndarray) -> np.ndarray:
+    """Pearson kurtosis of each row of ``x [n, k]``: ``scipy.stats.kurtosis(x, axis=-1, fisher=False)``, same bits.
+
+    SciPy's arithmetic step for step (mean, m2 = mean(d**2), m4 = mean((d**2)**2), NaN where m2 is
+    zero to rounding) without its NaN-policy wrapper, which cost ~0.9 ms per call whatever the batch
+    (issue 24); ``tests/test_preprocess.py`` checks the bits against SciPy.
+    """
+    mean = np.mean(x, axis=-1, keepdims=True)
+    d2 = (x - mean) ** 2
+    m2 = np.mean(d2, axis=-1)
+    m4 = np.mean(d2**2, axis=-1)
+    with np.errstate(all="ignore"):
+        zero = m2 <= (np.finfo(m2.dtype).eps * mean[..., 0]) ** 2
+        return np.asarray(np.where(zero, np.nan, m4 / m2**2.0))
+
+
 def signal_quality(raw: np.ndarray, filtered: np.ndarray, fs_hz: float) -> np.ndarray:
     """SQI in [0, 1] of windows ``raw [n, k]`` (mV) and their band-passed copy, at ``fs_hz`` (see module doc)."""
-    k_sqi = _ramp(kurtosis(filtered, axis=-1, fisher=False), *_KSQI_RANGE)
+    k_sqi = _ramp(_kurtosis(filtered), *_KSQI_RANGE)
     nperseg = min(raw.shape[-1], int(4 * fs_hz))
     f, pxx = welch(raw - raw.mean(axis=-1, keepdims=True), fs=fs_hz, nperseg=nperseg, axis=-1)
     top = min(40.0, fs_hz / 2)
@@ -145,6 +169,7 @@ def prepare_batch(
     hr = np.full(n, np.nan)
     sqi = np.zeros(n)
     max_rr = np.full(n, np.nan)
+    coherence = np.full(n, np.nan)
     off = np.zeros(n, dtype=bool)
     rr_list: list[np.ndarray] = [np.zeros(0)] * n
     groups: dict[tuple[float, int], list[int]] = {}
@@ -160,5 +185,8 @@ def prepare_batch(
             found = r_peaks(filtered[row], fs, method=PEAK_METHOD, min_ratio=min_peak_ratio) if not off[i] else None
             peaks = np.zeros(0, dtype=np.int64) if found is None else found
             rr_list[i], hr[i], max_rr[i] = rhythm(peaks, length, fs)
+            coherence[i] = p_wave_coherence(filtered[row], peaks, fs)
     sqi[off] = 0.0
-    return Prepared(x=x, hr_bpm=hr, sqi=sqi, rr_s=rr_list, max_rr_s=max_rr, lead_off=off)
+    return Prepared(
+        x=x, hr_bpm=hr, sqi=sqi, rr_s=rr_list, max_rr_s=max_rr, lead_off=off, p_wave_coherence=coherence
+    )

@@ -9,9 +9,10 @@ at ``influx_retry_max_s``, for as long as it takes; a refusal that no retry can 
 futures of that request with a non-retriable ``SinkError``. InfluxDB 2.x gets an
 ``Authorization: Token`` header; the token is never logged.
 
-Rendering: chunks hold lines and ``Waveform`` arrays; the flusher turns a batch into one gzip body
-in a thread of its own, so neither the inference thread nor the event loop formats the ~1,000
-floats per window (zlib releases the GIL while it compresses). A spawned render process was tried
+Rendering: chunks hold lines (a window's packed ``ecg_strip`` included) and the live ``Waveform``
+arrays of windows of patients with an open alert; the flusher turns a batch into one gzip body in a
+thread of its own, so neither the inference thread nor the event loop formats a live window's 500
+to 6,000 floats (zlib releases the GIL while it compresses). A spawned render process was tried
 to take the formatting off the GIL too: it did not raise the measured throughput on 2 cores, and
 its first render after a kill -9 restart sometimes never returned, so it was removed.
 
@@ -38,8 +39,8 @@ import aiohttp
 
 from ecgmon.errors import SinkError
 from ecgmon.influx import write_retriable
+from ecgmon.points import Line, count_points, render_body
 from ecgmon.settings import Settings
-from streams.points import Line, count_points, render_body
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class InfluxSink:
         self._task = None
 
     async def _render(self, chunks: list[list[Line]]) -> bytes:
-        """The gzip request body of ``chunks`` (``streams.points.render_body``), in the sink's own thread."""
+        """The gzip request body of ``chunks`` (``ecgmon.points.render_body``), in the sink's own thread."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, render_body, chunks)
 
     async def write(self, lines: list[Line]) -> asyncio.Future[None]:

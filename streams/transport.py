@@ -3,8 +3,9 @@
 faust-streaming 0.15 builds its worker consumer with ``fetch_max_wait_ms=1500`` written into the
 code. Real Kafka answers a fetch as soon as one byte is ready, so the wait rarely matters there;
 the embedded Tansu broker holds every fetch for most of it, which put ~430 ms on the median
-end-to-end latency (measured by ``ecgmon bench``, see BENCHMARKS.md). This module changes only
-that one number (``ECGMON_KAFKA_FETCH_MAX_WAIT_MS``).
+end-to-end latency (measured by ``ecgmon bench``, see BENCHMARKS.md). This module changes
+that one number (``ECGMON_KAFKA_FETCH_MAX_WAIT_MS``), and checks the end offsets Faust's table recovery
+reads changelogs up to (``true_end_offsets``: the embedded broker reports them wrong).
 
 Its consumer also takes every commit from ``streams.offsets`` (the app's ``offset_ledger``): the
 pipeline claims each record it consumes and settles it once written, and the committed offset of a
@@ -15,7 +16,9 @@ is committed; see ``streams/offsets.py`` for why.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -38,12 +41,58 @@ def offset_ledger(app: Any) -> OffsetLedger:
     return ledger
 
 
+def true_end_offsets(bootstrap: list[str], reported: Mapping[TP, int], *, timeout_s: float = 5.0) -> dict[TP, int]:
+    """End offsets checked by reading the last record batch: ``reported`` raised where more records follow.
+
+    Tansu 0.6, the embedded broker, answers ListOffsets(latest) with the base offset of a partition's last
+    record batch + 1, not its last offset + 1: after a batch of 3 records at offsets 0-2 it says 1.
+    Faust's table recovery reads a changelog up to that end, so the states sent together in the last
+    batch were lost on a restart (the worker restored an older alert state). Reading from ``reported - 1``
+    returns that whole batch; its last offset + 1 is the true end. On Kafka the read returns the one
+    record at ``reported - 1`` and nothing changes. kafka-python, in the caller's thread.
+    """
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KafkaTP
+
+    todo = {tp: end for tp, end in reported.items() if end > 0}
+    out = dict(reported)
+    if not todo:
+        return out
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        wanted = {KafkaTP(tp.topic, tp.partition): tp for tp in todo}
+        consumer.assign(list(wanted))
+        for ktp, tp in wanted.items():
+            consumer.seek(ktp, todo[tp] - 1)
+        pending = set(wanted)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for ktp, records in consumer.poll(timeout_ms=200).items():
+                tp = wanted[ktp]
+                out[tp] = max(out[tp], max(r.offset for r in records) + 1)
+                pending.discard(ktp)
+        if pending:
+            log.warning("end offsets of %d changelog partitions could not be checked", len(pending))
+    finally:
+        consumer.close()
+    return out
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this attribute when it starts its fetcher (AIOKafkaConsumer.start).
         consumer._fetch_max_wait_ms = int(getattr(self.app, "fetch_max_wait_ms", 1500))
         return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        """Faust's table recovery reads changelogs up to these: checked by ``true_end_offsets``."""
+        reported = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return reported
+        transport: Any = self.transport
+        servers = faust_aiokafka.server_list(transport.url, transport.default_port)
+        return await asyncio.to_thread(true_end_offsets, servers, reported)
 
 
 class _Consumer(faust_aiokafka.Consumer):

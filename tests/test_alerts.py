@@ -169,6 +169,20 @@ def test_evidence_modes(mode: str, p_af: float, rr: float | None, opens: bool) -
     assert (("af", "opened") in [(e.type, e.state) for e in events]) is opens
 
 
+@pytest.mark.parametrize("mode", ["classifier", "rr", "both", "combined"])
+def test_coherent_p_waves_veto_af_in_every_mode(mode: str) -> None:
+    eng = AlertEngine(S.model_copy(update={"alert_af_evidence": mode, "alert_af_max_p_coherence": 0.4}))
+    irregular = [obs(i, AF, rr_irregularity=0.95, p_wave_coherence=0.7) for i in range(6)]
+    _, events = run(eng, irregular)
+    assert not [e for e in events if e.type == "af"]  # ectopy or pauses over sinus P waves: no AF
+    fibrillating = [obs(i, AF, rr_irregularity=0.95, p_wave_coherence=0.1) for i in range(6)]
+    _, events = run(AlertEngine(eng.s), fibrillating)
+    assert ("af", "opened") in [(e.type, e.state) for e in events]
+    unknown = [obs(i, AF, rr_irregularity=0.95, p_wave_coherence=None) for i in range(6)]  # too few beats
+    _, events = run(AlertEngine(eng.s.model_copy(update={"alert_af_max_p_coherence": 1.0})), unknown)
+    assert ("af", "opened") in [(e.type, e.state) for e in events]
+
+
 def test_state_round_trips_through_json() -> None:
     eng = AlertEngine(S)
     seq = [obs(0, AF), obs(1, AF, hr_bpm=35.0), obs(2, AF, hr_bpm=35.0), obs(3, max_rr_s=4.0), obs(4), obs(5, sqi=0.0)]

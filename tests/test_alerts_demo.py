@@ -47,6 +47,7 @@ def _alerts(index: int, seed: int, settings: Settings) -> tuple[set[str], list[s
             hr_bpm=hr if np.isfinite(hr) else None, sqi=float(prep.sqi[i]),
             max_rr_s=float(prep.max_rr_s[i]) if np.isfinite(prep.max_rr_s[i]) else None,
             rr_irregularity=rr_irregularity(prep.rr_s[i]), lead_off=bool(prep.lead_off[i]),
+            p_wave_coherence=float(prep.p_wave_coherence[i]),
         )  # fmt: skip
         state, events = engine.step(state, obs)
         opened |= {e.type for e in events if e.state == "opened"}

@@ -49,7 +49,7 @@ def test_replay_opens_and_resolves_af_from_evidence() -> None:
     af[10:20] = True
     probs = np.where(af[:, None], [0.05, 0.9, 0.04, 0.01], [0.9, 0.05, 0.04, 0.01])
     ev = Evidence("r", 10.0, (np.arange(n) + 1) * 10.0, probs, np.full(n, 0.1), np.full(n, 80.0), np.full(n, 0.9),
-                  np.full(n, 1.0), np.where(af, 0.9, 0.1), np.zeros(n, dtype=bool))
+                  np.full(n, 1.0), np.where(af, 0.9, 0.1), np.zeros(n, dtype=bool), np.full(n, 0.1))
     s = Settings(alert_af_k=3, alert_af_n=4, alert_af_resolve_m=3, alert_af_evidence="classifier")
     assert replay_af(ev, s) == [(130.0, 230.0)]  # opens at the 3rd AF window, resolves after the 3rd clean one
     assert replay_af(ev, s.model_copy(update={"alert_af_evidence": "rr"})) == [(130.0, 230.0)]

@@ -7,6 +7,7 @@ load. It checks the JSON's keys and shape and the PNG, never the timings.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from ecgmon.errors import ConfigError
+from tools.bench import AUTO_LOAD_START, default_loads, saturating_load
+from tools.bench.pipeline import Counters, cpu_totals, models_share
 from tools.bench.report import p99_at, realtime_windows_per_s
 from tools.cli.bench import _numbers
 
@@ -31,7 +34,11 @@ KEYS = {
     "latency_ms",
     "loads",
     "patients_realtime_per_worker",
+    "patients_realtime_per_machine",
+    "cpu_ms_per_window",
+    "influx_points_per_window",
 }
+CPU_KEYS = {"worker", "models", "influxdb", "broker", "total"}
 
 
 def _load(rate: float, p99: float | None, delivered: float, saturated: bool) -> dict[str, object]:
@@ -49,6 +56,30 @@ def test_realtime_rate_is_the_highest_unsaturated_load_within_one_second() -> No
     loads = [_load(10, 400.0, 10, False), _load(20, 1200.0, 19.5, False), _load(40, 900.0, 30, True)]
     assert realtime_windows_per_s(loads) == 10
     assert realtime_windows_per_s([_load(10, 2000.0, 10, False)]) == 0.0
+
+
+def test_default_loads_climb_from_below_saturation_past_the_model_rate() -> None:
+    loads = default_loads(1100.0)
+    assert loads[0] == AUTO_LOAD_START == 20.0
+    assert all(b > a for a, b in itertools.pairwise(loads))
+    assert loads[-1] >= 1.3 * 1100.0 > loads[-2]
+    assert default_loads(5.0) == [AUTO_LOAD_START]
+
+
+def test_top_level_figures_come_from_the_first_saturated_load_else_the_highest() -> None:
+    loads = [_load(10, 400.0, 10, False), _load(20, 900.0, 19, False)]
+    loads += [_load(40, 9e3, 30, True), _load(80, 9e3, 31, True)]
+    assert saturating_load(loads)["offered_windows_per_s"] == 40
+    assert saturating_load(loads[:2])["offered_windows_per_s"] == 20
+
+
+def test_cpu_total_is_worker_influxdb_and_broker_and_models_their_measured_share() -> None:
+    cpu = {"worker": 3.0, "influxdb": 1.5, "broker": 0.5, "bench": 2.0, "cores_busy": 1.0}
+    before, after = Counters(100.0, 40.0, 10), Counters(130.0, 50.0, 20)  # 30 s of worker CPU, 10 in the models
+    assert models_share(before, after) == pytest.approx(1 / 3)
+    assert cpu_totals(cpu, models_share(before, after)) == {"total": 5.0, "models": 1.0}
+    assert models_share(Counters(None, None, 10), after) is None
+    assert cpu_totals(cpu, None) == {"total": 5.0}
 
 
 @pytest.mark.parametrize("text", ["", "a,b", "0", "5,-1"])
@@ -91,6 +122,13 @@ def test_bench_writes_json_and_png(tmp_path: Path) -> None:
     assert result["model_windows_per_s"] > 0 and result["unbatched_windows_per_s"] > 0
     ratio = result["pipeline_windows_per_s"] / result["model_windows_per_s"]
     assert result["efficiency"] == pytest.approx(ratio, abs=0.001)
+    cpu = load["cpu_ms_per_window"]
+    assert set(cpu) >= CPU_KEYS
+    assert cpu["total"] == pytest.approx(cpu["worker"] + cpu["influxdb"] + cpu["broker"], abs=0.01)
+    assert 0 < cpu["models"] < cpu["worker"]  # the models' share, measured in the worker
+    assert load["influx_points_per_window"] >= 1  # at least the prediction point, as InfluxDB counted them
+    assert result["cpu_ms_per_window"] == cpu and result["influx_points_per_window"] == load["influx_points_per_window"]
+    assert result["patients_realtime_per_machine"] == result["patients_realtime_per_worker"]  # one worker
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _stack_dirs() == before  # the bench removed the state dir of the stack it started
 

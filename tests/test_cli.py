@@ -12,7 +12,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_help_lists_the_commands() -> None:
     out = _run("--help").stdout
-    for command in ("up", "down", "status", "settings", "train", "eval"):
+    for command in ("up", "down", "status", "settings", "train", "eval", "strip"):
         assert command in out
 
 

@@ -32,8 +32,8 @@ from ecgmon import stack
 from ecgmon.contracts import Alert, AlertAction, ContractError
 from ecgmon.dsp import resample
 from ecgmon.influx import InfluxClient
+from ecgmon.points import MEASURED_LEAD, alert_line, prediction_line, strip_lines
 from ecgmon.settings import Settings
-from streams.points import alert_line, prediction_line, waveform_lines
 from tools.console.auth import UserStore, allowed
 from tools.console.escalation import auto_escalates, recipient_for
 from tools.console.state import ConsoleState, Criteria, tier_of
@@ -288,13 +288,22 @@ def _produce(s: Settings, alerts: list[Alert]) -> float:
     return time.monotonic()
 
 
+STRIP_HZ = 250.0
+
+
 def _write_patient(client: InfluxClient, s: Settings, pid: str, onset_ns: int, af: bool) -> None:
-    """What the worker writes for a patient around ``onset_ns``: lead I at the display rate, predictions."""
+    """What the worker writes for a patient around ``onset_ns``: lead I packed per 10 s window, predictions."""
     t0_s = onset_ns / 1e9 - 40.0
-    x, _ = _af_strip(t0_s, 50.0, onset_ns / 1e9 - 25.0 if af else 1e12, s.display_hz)
-    lines = waveform_lines(
-        "ecg_lead_i", {"patient_id": pid}, {"value": x}, fs_hz=s.display_hz, t_start_ns=int(t0_s * 1e9)
-    )
+    x, _ = _af_strip(t0_s, 50.0, onset_ns / 1e9 - 25.0 if af else 1e12, STRIP_HZ)
+    per_window = int(10 * STRIP_HZ)
+    lines = [
+        line
+        for k in range(0, len(x), per_window)
+        for line in strip_lines(
+            patient_id=pid, lead=MEASURED_LEAD, t_start_ns=int(t0_s * 1e9) + round(k * 1e9 / STRIP_HZ), fs_hz=STRIP_HZ,
+            samples=x[k : k + per_window],
+        )
+    ]  # fmt: skip
     for k in range(5):
         t_end = onset_ns - (3 - k) * 10**10
         p_a = 0.92 if af and k >= 1 else 0.05
@@ -425,6 +434,20 @@ def test_console_in_a_browser(
         assert status == 403 and "technician" in body
         # the API answers logged-in clients only
         assert Client(console.url).request("/api/alerts?state=open")[0] == 401
+        # full disclosure: the packed lead I, decoded, over a range spanning the windows written
+        t0_ms = int((af.t_ns / 1e9 - 40.0) * 1e9) // 1_000_000  # the first window's time, as _write_patient wrote it
+        strip_path = f"/api/strip?patient=pt-af-01&start={t0_ms}&end={t0_ms + 49_996}"
+        assert Client(console.url).request(strip_path)[0] == 401
+        status, body = tess.request(strip_path)
+        got = json.loads(body)
+        assert status == 200 and got["fs_hz"] == STRIP_HZ and got["points"] == 5 and got["t0_ms"] == t0_ms
+        sent, _ = _af_strip(af.t_ns / 1e9 - 40.0, 50.0, af.t_ns / 1e9 - 25.0, STRIP_HZ)
+        assert got["samples"] == len(sent) and got["sd"] is None
+        assert np.max(np.abs(np.array(got["values"], dtype=float) - sent)) <= 0.0006  # 1 µV steps, 4 decimals
+        assert tess.request("/api/strip?patient=pt-af-01&start=-24h&end=now&lead=X1")[0] == 400
+        assert tess.request("/api/strip?patient=bad%20id&start=-1h")[0] == 400
+        status, body = tess.request(f"/api/strip?patient=pt-af-01&start={t0_ms - 10**9}&end={t0_ms + 10**9}")
+        assert status == 400 and "at most" in body  # 23 days at 250 Hz is more than one answer holds
         listed = {a["alert_id"]: a for a in json.loads(tess.request("/api/alerts?state=open")[1])}
         assert set(listed) == {af.alert_id, brady.alert_id}
         assert {"alert_id", "patient_id", "type", "tier", "opened_at", "acknowledged"} <= set(listed[af.alert_id])

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,6 +35,7 @@ from dashboards.queries import (
 from dashboards.validate import validate_alert_rules, validate_dashboard
 from ecgmon.errors import ConfigError
 from ecgmon.influx import InfluxClient, line
+from ecgmon.points import strip_lines
 from ecgmon.stack import free_port
 from tools.cli.main import app
 
@@ -247,6 +249,14 @@ def _known_points() -> list[str]:
         ("dash-c", "pause", "opened", 50_000),
         ("dash-c", "pause", "updated", 80_000),
     ]
+    for p_i, patient in enumerate(PATIENTS):  # packed windows (ecg_strip): the report's 12-lead and full disclosure
+        for k in range(3):
+            lead_i = np.sin(np.linspace(0, 60, 2500) + p_i) * 0.8
+            lines += strip_lines(patient_id=patient, lead="I", t_start_ns=(T0 + 10_000 * k) * 10**6, fs_hz=250.0,
+                                 samples=lead_i)  # fmt: skip
+        for lead in ("II", "V1"):
+            lines += strip_lines(patient_id=patient, lead=lead, t_start_ns=(T0 + 20_000) * 10**6, fs_hz=100.0,
+                                 samples=np.full(1000, 0.5), sd=np.full(1000, 0.1), model="test")  # fmt: skip
     for patient, kind, state, dt in events:
         fields = {"state": state, "severity": "high", "confidence": 0.9, "message": f"{kind} {state}"}
         lines.append(line("alert", {"patient_id": patient, "type": kind}, fields, T0 + dt))
@@ -266,7 +276,7 @@ def _known_points() -> list[str]:
 
 def _console_action_line(patient: str, t_ms: int) -> str:
     from ecgmon.contracts import AlertAction
-    from tools.console.bus import action_line
+    from ecgmon.points import action_line
 
     action = AlertAction(
         action_id=f"a-{patient}", kind="acknowledge", patient_id=patient, user="tess", role="technician",
@@ -365,12 +375,18 @@ def test_live_snapshot_shows_each_patient_and_open_alert(known: InfluxClient) ->
 
 @pytest.mark.integration
 def test_report_reads_the_run_back(known: InfluxClient, tmp_path: Path) -> None:
-    from dashboards.report import load_patients, write_report
+    from dashboards.report import load_patients, load_reconstruction, write_report
 
     data = {p.patient_id: p.summary() for p in load_patients(known, T0, T0 + 200_000, set(PATIENTS))}
     assert data["dash-a"]["windows"] == 12 and data["dash-a"]["alerts_opened"] == {"af": 1}
     assert data["dash-b"]["alerts_opened"] == {"brady": 1}
     path = write_report(known, tmp_path, t_from_ms=T0, t_to_ms=T0 + 200_000, patients=set(PATIENTS), notes=["n"])
     text = path.read_text()
-    assert text.count("data:image/png;base64,") == len(PATIENTS) + 2  # patients, 12-lead, pipeline
+    assert text.count("data:image/png;base64,") == 2 * len(PATIENTS) + 2  # patients, 12-lead, full disclosure, pipeline
     assert 'alt="reconstructed 12-lead"' in text and "dash-c" in text
+    assert all(f'alt="full disclosure of {p}"' in text for p in PATIENTS)
+    recon = load_reconstruction(known, T0, T0 + 200_000, set(PATIENTS))
+    assert recon is not None and set(recon[1]) == {"I", "II", "V1"}
+    t, mean, sd = recon[1]["V1"]
+    assert len(t) == 1000 and t[0] == T0 + 20_000 and mean[0] == 0.5 and sd[0] == 0.1
+    assert len(recon[1]["I"][0]) == 2500 and recon[1]["I"][0][0] == T0 + 20_000  # the same window of lead I

@@ -103,7 +103,9 @@ def test_demo_writes_the_report_and_leaves_the_running_stack(demo_run: DemoRun) 
     for pid in demo_run.sent:
         assert f'alt="rhythm of {pid}"' in text
     assert 'alt="reconstructed 12-lead"' in text and 'alt="pipeline throughput and latency"' in text
-    assert len(re.findall(r"data:image/png;base64,", text)) == PATIENTS + 2
+    for pid in demo_run.sent:  # every window is stored packed: every patient has a full-disclosure strip
+        assert f'alt="full disclosure of {pid}"' in text
+    assert len(re.findall(r"data:image/png;base64,", text)) == 2 * PATIENTS + 2
     status = stack.status(demo_run.settings)
     assert status["kafka"].healthy and status["influxdb"].healthy, "the demo must leave a stack it found running"
 
@@ -147,11 +149,25 @@ def test_every_panel_and_rule_query_returns_the_run(demo_run: DemoRun) -> None:
     has_lag = any(row[0] == "consumer_lag" for s in lag_fields for row in s["values"])
     conditional["Consumer lag (messages)"] = has_lag  # not written by the worker yet: see the note in the report
     conditional["annotation: Technicians' actions"] = False  # nobody acts in the console during this run
+    # Live waveforms are written only while the patient has an open alert (ECGMON_LIVE_WAVEFORM=alert_open).
+    span = f"time >= {demo_run.t_from_ms}ms and time <= {demo_run.t_to_ms}ms"
+    conditional["Lead I (mV)"] = client.count(
+        f"SELECT count(\"value\") FROM \"ecg_lead_i\" WHERE \"patient_id\" = '{patient}' AND {span}"
+    ) > 0  # fmt: skip
+    live_leads = {
+        s["tags"]["lead"]
+        for s in client.query(
+            f"SELECT count(\"value\") FROM \"reconstruction\" WHERE \"patient_id\" = '{patient}' AND {span} "
+            'GROUP BY "lead"'
+        )
+    }
 
     for r in results:
         if r.panel.source == "alerting":
             continue
         expected = conditional.get(r.panel.title, True)
+        if r.panel.repeat == "lead":
+            expected = r.variant in live_leads
         assert (r.rows > 0) == expected, f"{r.label}: {r.rows} rows, expected {'some' if expected else 'none'}"
 
     table = _by_title(results, "Open alerts")[0]

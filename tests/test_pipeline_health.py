@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 
+from ecgmon.points import pipeline_line
 from streams.batching import BatchStats
 from streams.health import Health, worker_name
-from streams.points import pipeline_line
 
 
 def test_fields_summarise_the_interval_and_reset() -> None:

@@ -26,3 +26,14 @@ def test_alert_open_means_a_rhythm_alert_is_open() -> None:
 def test_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown"):
         should_reconstruct("sometimes", seq=1, every_k=1, open_alert_types=[])  # type: ignore[arg-type]
+
+
+def test_live_waveform_follows_open_alerts_or_the_setting() -> None:
+    from streams.reconstruction_policy import live_waveform
+
+    assert live_waveform("alert_open", open_alert_types={"af": "medium"})
+    assert live_waveform("alert_open", open_alert_types=["technical"])  # the technician watches the signal return
+    assert not live_waveform("alert_open", open_alert_types={})
+    assert live_waveform("always", open_alert_types=[]) and not live_waveform("never", open_alert_types=["af"])
+    with pytest.raises(ValueError, match="alert_open, always, never"):
+        live_waveform("sometimes", open_alert_types=[])  # type: ignore[arg-type]

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
-from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Window, encode_window
+from ecgmon.contracts import Alert, DeadLetter, Prediction, Reconstruction, Window, decode_window, encode_window
+from ecgmon.full_disclosure import read_strip
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import create_topics, free_port, kafka_admin
@@ -31,6 +32,7 @@ PATIENTS = 5
 WINDOWS = 4  # per patient: 3 before the malformed messages, 1 after
 FLAT = 3  # lead-off windows of one more patient: enough to open a technical alert
 DUPLICATE = 1  # the flat patient's seq 1 once more: harmless
+RUN_TIMES = "time >= 1700000000000ms AND time < 1700000100000ms"  # every window's points are in here
 
 
 def _settings(stack: Settings, prefix: str) -> Settings:
@@ -43,6 +45,7 @@ PIPELINE_ENV = {
     "ECGMON_MC_SAMPLES": "2",
     "ECGMON_RECONSTRUCTION_POLICY": "every_k",
     "ECGMON_RECONSTRUCTION_EVERY_K": "2",
+    "ECGMON_LIVE_WAVEFORM": "alert_open",
 }
 
 
@@ -169,14 +172,39 @@ def test_windows_in_outputs_out_and_malformed_dead_lettered(worker: WorkerProces
         assert bytes.fromhex(env.value_hex) == bad[letter_key][: s.deadletter_keep_bytes]
     assert "exceeds" in letters[b"bad-oversized"].reason and "NaN" in letters[b"bad-nan"].reason
 
-    # Reconstructions by policy (every 2nd window), to Kafka and InfluxDB at display rate.
+    # Reconstructions by policy (every 2nd window), to Kafka at display rate and packed in InfluxDB.
     recs = [Reconstruction.from_bytes(v) for _, v in _consume(s, s.topic_reconstructions, PATIENTS * 2)]
     assert sorted({r.seq for r in recs}) == [0, 2]
     assert all(len(r.leads) == 11 and len(r.leads["V1"]) == int(10 * s.display_hz) for r in recs)
-    n_rec = influx.count(f"SELECT COUNT(value) FROM reconstruction WHERE patient_id = '{patients[1]}' AND lead = 'V1'")
-    assert n_rec == 2 * int(10 * s.display_hz)
-    n_raw = influx.count(f"SELECT COUNT(value) FROM ecg_lead_i WHERE patient_id = '{patients[1]}'")
-    assert n_raw == WINDOWS * int(10 * s.display_hz)
+
+    # A patient without an open alert costs InfluxDB one prediction and one packed lead I per window,
+    # plus one packed point per reconstructed lead when reconstructed; no per-sample points at all.
+    quiet = patients[1]
+    strip_per_window = (
+        f"SELECT COUNT(n) FROM ecg_strip WHERE patient_id = '{quiet}' AND {RUN_TIMES} GROUP BY time(10s) fill(none)"
+    )
+
+    def strips_in() -> bool:
+        rows = influx.query(strip_per_window)
+        return bool(rows) and sum(v[1] for v in rows[0]["values"]) == WINDOWS + 2 * 11
+
+    wait_until(strips_in, timeout_s=30, what="the packed strips of every window")
+    per_window = [v[1] + 1 for v in influx.query(strip_per_window)[0]["values"]]  # + its one prediction
+    assert per_window == [2 + 11, 2, 2 + 11, 2]
+    series = {
+        row[0].split(",", 1)[0]
+        for r in influx.query(f"SHOW SERIES WHERE patient_id = '{quiet}'")
+        for row in r["values"]
+    }
+    assert series == {"prediction", "ecg_strip"}  # no ecg_lead_i, no reconstruction (live only with an open alert)
+    # ... and full disclosure gives back every sample the device sent (int16 at 1 µV: lossless).
+    t0_ms = 1_700_000_000_000
+    strip = read_strip(influx, quiet, t0_ms, t0_ms + WINDOWS * 10_000 - 1)
+    sent = np.concatenate([decode_window(encode_window(_window(quiet, q))).samples for q in range(WINDOWS)])
+    assert strip.fs_hz == 250.0 and strip.points == WINDOWS and len(strip.values) == len(sent)
+    assert np.max(np.abs(strip.values - sent)) < 1e-6
+    v1 = read_strip(influx, quiet, t0_ms, t0_ms + WINDOWS * 10_000 - 1, lead="V1")
+    assert v1.points == 2 and v1.sd is not None and np.isfinite(v1.values).sum() == 2 * 10 * v1.fs_hz
 
     # The lead-off patient: a technical alert, opened once, on the alerts topic and in InfluxDB.
     alerts = [Alert.from_bytes(v) for k, v in _consume(s, s.topic_alerts, 1) if k == flat.encode()]
@@ -252,3 +280,10 @@ def test_alert_state_survives_a_worker_restart(worker: WorkerProcess, influx: In
     events = [Alert.from_bytes(v) for k, v in _consume(s, s.topic_alerts, 1) if k == patient.encode()]
     assert [(a.type, a.state) for a in events] == [("technical", "opened"), ("technical", "resolved")]
     assert events[0].alert_id == events[1].alert_id
+    # While the alert was open, the windows also got live per-sample points for Grafana; before it, none.
+    display = int(10 * s.display_hz)
+    where = f"patient_id = '{patient}' AND {RUN_TIMES}"
+    live = influx.query(f"SELECT COUNT(value) FROM ecg_lead_i WHERE {where} GROUP BY time(10s) fill(none)")
+    counts = {v[0]: v[1] for v in live[0]["values"]} if live else {}
+    assert counts and set(counts.values()) == {display} and 1_700_000_000_000 not in counts
+    assert influx.count(f"SELECT COUNT(n) FROM ecg_strip WHERE {where} AND lead = 'I'") == FLAT + 3  # all packed

@@ -88,3 +88,51 @@ def test_crop_and_pad_to_the_model_window() -> None:
     assert p.x.shape == (2, 1000)
     assert np.all(p.x[0, 600:] == p.x[0, 999])  # padded with the window's median: a flat tail
     assert fit_length(np.arange(10.0)[None], 4).tolist() == [[0.0, 1.0, 2.0, 3.0]]
+
+
+def test_kurtosis_is_scipys_to_the_bit(data_dir: Path) -> None:
+    """``signal_quality``'s kurtosis skips SciPy's wrapper (issue 24) but must give SciPy's numbers exactly."""
+    import warnings
+
+    from scipy.stats import kurtosis
+
+    from streams.preprocess import _bandpass, _kurtosis
+
+    rng = np.random.default_rng(0)
+    rec = wfdb.rdrecord(str(data_dir / "cinc2017" / "A00001"))
+    real = np.stack([rec.p_signal[i * 1500 : i * 1500 + 3000, 0] for i in range(4)])
+    batches = [
+        rng.normal(size=(64, 2500)) ** 3,
+        rng.normal(size=(1, 2500)),
+        np.zeros((2, 2500)),  # flat: NaN, as SciPy
+        np.full((1, 2500), 3.0) + 1e-18 * rng.normal(size=(1, 2500)),
+        _bandpass(real, 300.0),
+        real,
+    ]
+    for x in batches:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # SciPy's precision-loss note on the near-flat row
+            expected = kurtosis(x, axis=-1, fisher=False)
+        np.testing.assert_array_equal(_kurtosis(x), expected)
+
+
+def test_bandpass_and_resampler_are_scipys_to_the_bit(data_dir: Path) -> None:
+    """The band-pass and resampler keep their designs between calls (issue 24); the outputs must not change."""
+    from fractions import Fraction
+
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    from ecgmon.dsp import resample
+    from streams.preprocess import _bandpass
+
+    rng = np.random.default_rng(1)
+    rec = wfdb.rdrecord(str(data_dir / "cinc2017" / "A00001"))
+    real = np.stack([rec.p_signal[i * 1500 : i * 1500 + 3000, 0] for i in range(4)])
+    for x, fs in ((real, 300.0), (rng.normal(size=(64, 2500)), 250.0), (rng.normal(size=(1, 20)), 128.0)):
+        sos = butter(4, [0.5, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+        padlen = min(x.shape[-1] - 1, 3 * (2 * len(sos) + 1))
+        np.testing.assert_array_equal(_bandpass(x, fs), sosfiltfilt(sos, x, axis=-1, padlen=padlen))
+        for out_hz in (100.0, 50.0, 125.0, 257.0):
+            ratio = Fraction(out_hz / fs).limit_denominator(1000)
+            expected = resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
+            np.testing.assert_array_equal(resample(x, fs, out_hz), expected)

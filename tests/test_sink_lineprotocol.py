@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ecgmon import points
 from ecgmon.contracts import Alert
 from ecgmon.influx import escape_tag, line
-from streams import points
 
 
 def test_escapes_tags_measurements_and_string_fields() -> None:
@@ -85,3 +85,36 @@ def test_prediction_and_alert_points_follow_the_schema() -> None:
         'alert,patient_id=p1,type=af state="opened",severity="medium",confidence=0.8,'
         'message="AF in 3 of 4",alert_id="p1:af:3",seq=3i 20'
     )
+
+
+def test_strip_points_pack_one_window_per_lead_and_decode_back() -> None:
+    from ecgmon.full_disclosure import decode_point
+
+    x = np.sin(np.linspace(0, 20, 2500))
+    (lead_i,) = points.strip_lines(patient_id="p 1", lead="I", t_start_ns=10_000_000_123, fs_hz=250.0, samples=x)
+    assert lead_i.startswith(r'ecg_strip,lead=I,patient_id=p\ 1 fs_hz=250.0,n=2500i,scale=0.001,data="')
+    assert lead_i.endswith('" 10000') and "sd" not in lead_i
+    (v1,) = points.strip_lines(
+        patient_id="p1", lead="V1", t_start_ns=0, fs_hz=100.0, samples=x[:1000], sd=np.abs(x[:1000]) / 10, model="m:1"
+    )
+    assert ',sd_scale=0.001,sd="' in v1 and 'model="m:1" 0' in v1
+    fields = dict(part.split("=", 1) for part in v1.split(" ")[1].split(","))
+    row = {
+        "time": 0, "fs_hz": float(fields["fs_hz"]), "n": int(fields["n"][:-1]), "scale": float(fields["scale"]),
+        "data": fields["data"].strip('"'), "sd_scale": float(fields["sd_scale"]), "sd": fields["sd"].strip('"'),
+    }  # fmt: skip
+    point = decode_point(row)
+    assert point.sd is not None and np.max(np.abs(point.values - x[:1000])) <= 0.0005
+    assert points.count_points([lead_i, v1]) == 2
+
+
+def test_action_points_follow_the_schema() -> None:
+    from ecgmon.contracts import AlertAction
+
+    action = AlertAction(
+        action_id="a1", kind="reject", patient_id="p1", user="tess", role="technician", t_ns=5_000_000,
+        alert_id="p1:af:3", alert_type="af", text="artefact",
+    )  # fmt: skip
+    got = points.action_line(action)
+    assert got.startswith("alert_action,action=reject,patient_id=p1,type=af,user=tess ")
+    assert 'summary="reject by tess: artefact"' in got and got.endswith(" 5")

@@ -118,6 +118,7 @@ class RhythmClassifier:
 
         Same schemes as unseeded (``head``: trunk once, head sampled; ``full``: every dropout sampled),
         the dropout modules stay in eval mode and a hook masks row by row; ``mc_samples`` 0 is one plain pass.
+        ``head`` runs its passes as one batch (``_Head.sample``): the same masks as pass by pass.
         """
         net: Any = self.net
         if mc_samples <= 0:
@@ -125,10 +126,10 @@ class RhythmClassifier:
         if self.mc_mode == "head":
             tokens = net.tokens(t)
             with seeded_dropout([net.head.drop], seeds):
-                passes = [torch.softmax(net.head(tokens).float(), dim=1) for _ in range(mc_samples)]
-        else:
-            with seeded_dropout(net.modules(), seeds):
-                passes = [torch.softmax(net(t).float(), dim=1) for _ in range(mc_samples)]
+                logits = net.head.sample(tokens, mc_samples)  # [mc_samples * n, classes], pass-major
+            return torch.softmax(logits.float(), dim=1).reshape(mc_samples, t.shape[0], -1).mean(0)
+        with seeded_dropout(net.modules(), seeds):
+            passes = [torch.softmax(net(t).float(), dim=1) for _ in range(mc_samples)]
         return torch.stack(passes).mean(0)
 
     def _mc_head(self, t: torch.Tensor, mc_samples: int) -> torch.Tensor:

@@ -124,8 +124,19 @@ class _Head(nn.Module):
         self.fc = nn.Linear(2 * d, n_classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=1)
-        return self.fc(self.drop(pooled))
+        return self.fc(self.drop(self.pool(tokens)))
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[n, tokens, d]`` -> ``[n, 2 d]``: what the dropout and the linear layer read."""
+        return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=1)
+
+    def sample(self, tokens: torch.Tensor, passes: int) -> torch.Tensor:
+        """Logits of ``passes`` dropout passes in one batch, ``[passes * n, classes]`` (pass-major).
+
+        Pools once and repeats the pooled rows, so head-only MC dropout costs one pooling and one
+        small matrix product; the dropout masks are whatever the dropout module draws for its rows.
+        """
+        return self.fc(self.drop(self.pool(tokens).repeat(passes, 1)))
 
 
 class TeacherNet(nn.Module):

@@ -9,10 +9,13 @@ is unchanged by that scale; RMSE is in z units.
 Uncertainty. ``std`` combines the spread of T Monte-Carlo-dropout passes (epistemic) with the mean
 of the per-sample variance the network predicts on each pass (aleatoric, trained by Gaussian NLL on
 a detached mean so it never pulls the mean away from the MSE fit). ``mc_mode`` chooses the full
-pass (the batch replicated T times through every dropout) or the cheap pass (trunk once with dropout
-off, only the dropout head sampled T times). With ``seeds`` (one per window) each window's masks
-come from its own seed and windows run in fixed chunks (``models.mc_dropout``), so a replayed window
-gets the same bits whatever batch it is in.
+pass (the batch replicated T times through every dropout), the cheap pass (trunk once with dropout
+off, only the dropout head sampled T times), or ``variance``: one deterministic pass whose std is the
+predicted variance alone (issue 24: the MC spread does not track the error, the variance head does;
+on ptbxl_z val it keeps r and Spearman at a quarter of the head pass's cost, see the card's "Model
+cost"). With ``seeds`` (one per window) each window's masks come from its own seed and windows run
+in fixed chunks of ``replay_chunk`` (``models.mc_dropout``), so a replayed window gets the same bits
+whatever batch it is in.
 """
 
 from __future__ import annotations
@@ -37,7 +40,12 @@ STD_FLOOR = 1e-3
 AGE_CENTRE_YEARS = 60.0
 AGE_SPREAD_YEARS = 20.0
 N_OUT = len(OUTPUT_LEADS)
-MCMode = Literal["full", "head"]
+MCMode = Literal["full", "head", "variance"]
+MC_MODES: tuple[str, ...] = ("full", "head", "variance")
+REPLAY_CHUNK = 4
+"""Windows per forward pass on the replayable path. The worker reconstructs a few windows per batch
+(6.6 % of 64 in the bench); chunks of 16 padded those 4 to 16 rows, 4x the work, while a chunk of 4
+costs only ~25 % more per window than 16 on full batches (BENCHMARKS.md, "Model cost (issue 24)")."""
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
@@ -110,8 +118,13 @@ class TorchReconstructor:
     device: str = "cpu"
     mc_mode: MCMode = "full"
     units: str = UNITS
+    replay_chunk: int = REPLAY_CHUNK
 
     def __post_init__(self) -> None:
+        if self.mc_mode not in MC_MODES:
+            raise ConfigError(f"mc_mode must be one of {', '.join(MC_MODES)}, not {self.mc_mode!r}.")
+        if self.replay_chunk < 1:
+            raise ConfigError(f"replay_chunk must be >= 1, got {self.replay_chunk}.")
         self.net.to(self.device).eval()
 
     def _tensors(self, lead_i: np.ndarray, meta: PatientMeta) -> tuple[torch.Tensor, ...]:
@@ -135,8 +148,9 @@ class TorchReconstructor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``lead_i [n, window_samples]`` mV at ``fs_hz`` -> ``(mean, std)`` ``[n, 11, window_samples]`` (z).
 
-        ``samples <= 1`` is one deterministic pass and its std is all zeros (no uncertainty asked for).
-        ``seeds`` (one per window): replayable MC dropout, see the module docstring.
+        ``samples <= 1`` is one deterministic pass and its std is all zeros (no uncertainty asked for);
+        with ``mc_mode="variance"`` any ``samples > 1`` is one deterministic pass too, its std the
+        predicted one. ``seeds`` (one per window): replayable MC dropout, see the module docstring.
         """
         mean, epistemic_var, aleatoric_var = self.reconstruct_parts(lead_i, meta, samples, seeds)
         if samples <= 1:
@@ -170,11 +184,12 @@ class TorchReconstructor:
         sex = np.asarray(meta.sex, dtype=np.float32).reshape(-1)
         cuda = self.device.startswith("cuda")
         out: list[tuple[np.ndarray, ...]] = []
-        for start, stop in chunks(len(lead_i)):
-            chunk_meta = PatientMeta(pad_rows(age[start:stop]), pad_rows(sex[start:stop]))
-            x, a, s = self._tensors(pad_rows(lead_i[start:stop]), chunk_meta)
+        size = self.replay_chunk
+        for start, stop in chunks(len(lead_i), size):
+            chunk_meta = PatientMeta(pad_rows(age[start:stop], size), pad_rows(sex[start:stop], size))
+            x, a, s = self._tensors(pad_rows(lead_i[start:stop], size), chunk_meta)
             with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
-                parts = self._run(x, a, s, samples, pad_seeds(seeds[start:stop]))
+                parts = self._run(x, a, s, samples, pad_seeds(seeds[start:stop], size))
             out.append(tuple(p.float().cpu().numpy()[: stop - start] for p in parts))
         if not out:
             empty = np.zeros((0, len(OUTPUT_LEADS), self.window_samples), np.float32)
@@ -188,7 +203,7 @@ class TorchReconstructor:
         net = self.net
         net.eval()
         n = x.shape[0]
-        if t <= 1:
+        if t <= 1 or self.mc_mode == "variance":
             mu, logvar = net(x, age, sex)
             return mu, torch.zeros_like(mu), torch.exp(logvar.float())
         if seeds is not None:  # masks per window from its seed; the dropout modules stay in eval mode
@@ -213,7 +228,9 @@ class TorchReconstructor:
                 _set_dropout(net, False)
         mu = mu.float().reshape(t, n, *mu.shape[1:])
         var = torch.exp(logvar.float()).reshape(t, n, *logvar.shape[1:])
-        return mu.mean(dim=0), mu.var(dim=0, unbiased=False), var.mean(dim=0)
+        mean = mu.mean(dim=0)
+        spread = mu - mean  # not Tensor.var(dim=0): that reduction over the pass axis took 17 % of a head pass
+        return mean, (spread * spread).mean(dim=0), var.mean(dim=0)
 
 
 def save_weights(path: Path, state: nn.Module | dict[str, torch.Tensor], config: dict[str, Any]) -> None:
@@ -254,6 +271,7 @@ def build_torch(
     weights: bool | Path,
     mc_mode: MCMode,
     arch: dict[str, Any] | None = None,
+    replay_chunk: int = REPLAY_CHUNK,
 ) -> TorchReconstructor:
     """Build ``net_cls``; unless ``weights`` is False load ``reconstructor_<name>.pt`` (or the given path)."""
     config: dict[str, Any] = {
@@ -288,4 +306,5 @@ def build_torch(
         config=config,
         device=device_or_default(device),
         mc_mode=mc_mode,
+        replay_chunk=replay_chunk,
     )

@@ -16,6 +16,7 @@ from torch import nn
 
 from models.reconstructor.common import (
     N_OUT,
+    REPLAY_CHUNK,
     MCMode,
     MetaEncoder,
     TorchReconstructor,
@@ -94,7 +95,17 @@ def _fit(x: torch.Tensor, length: int) -> torch.Tensor:
 
 @register("dual_branch")
 def build(
-    *, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full"
+    *,
+    device: str = "cpu",
+    weights: bool | Path = True,
+    mc_mode: MCMode = "full",
+    replay_chunk: int = REPLAY_CHUNK,
 ) -> TorchReconstructor:
-    """The dual-branch reconstructor (the stream's default); committed weights unless ``weights=False``."""
-    return build_torch("dual_branch", DualBranchNet, device=device, weights=weights, mc_mode=mc_mode)
+    """The dual-branch reconstructor (the stream's default); committed weights unless ``weights=False``.
+
+    ``mc_mode``: ``full``, ``head`` or ``variance`` (one pass, predicted std; the stream's default since
+    issue 24); ``replay_chunk``: windows per forward pass on the seeded, replayable path.
+    """
+    return build_torch(
+        "dual_branch", DualBranchNet, device=device, weights=weights, mc_mode=mc_mode, replay_chunk=replay_chunk
+    )

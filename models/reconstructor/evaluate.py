@@ -128,10 +128,11 @@ def cost_ms_per_window(
 
 
 def _variant(model: Any, data: ZArrays, samples: int, mode: str, measure_cost: bool) -> dict[str, Any]:
-    """Quality and cost of one MC variant: ``full``, ``head`` (cheap) or ``deterministic`` (samples=1)."""
+    """Quality and cost of one MC variant: ``full``, ``head`` (cheap), ``variance`` (one pass, predicted std;
+    the stream's default) or ``deterministic`` (samples=1)."""
     y = data.x[:, 1:]
     if hasattr(model, "mc_mode"):
-        model.mc_mode = "head" if mode == "head" else "full"
+        model.mc_mode = mode if mode in ("head", "variance") else "full"
     t = 1 if mode == "deterministic" else samples
     try:
         (mean, epi, alea), sec = _timed(lambda: run_batched(model, data, t, parts=True))
@@ -148,7 +149,7 @@ def _variant(model: Any, data: ZArrays, samples: int, mode: str, measure_cost: b
         "spearman_aleatoric_only": uncertainty_error_spearman(np.sqrt(alea), e),
         "coverage_2std": float((np.abs(y - mean) <= 2.0 * np.sqrt(epi + alea)).mean()),
     }
-    if mode != "deterministic":
+    if mode not in ("deterministic", "variance"):
         out["spearman_epistemic_only"] = uncertainty_error_spearman(np.sqrt(epi), e)
     return {"arrays": (mean, np.sqrt(epi + alea)), "scores": out}
 
@@ -196,7 +197,7 @@ def _evaluate(
     data = load_dataset(dataset, Path(path), split, main.fs_hz, main.window_samples)
     y = data.x[:, 1:]
     variants: dict[str, Any] = {}
-    modes = ("full", "head", "deterministic") if hasattr(main, "mc_mode") else ("full",)
+    modes = ("full", "head", "variance", "deterministic") if hasattr(main, "mc_mode") else ("full",)
     for mode in modes:
         say(f"{model}: {mode} pass, T={t}, {len(data)} records")
         v = _variant(main, data, t, mode, measure_cost)

@@ -99,13 +99,15 @@ class LinearReconstructor:
 
 
 @register("linear")
-def build(*, device: str = "cpu", weights: bool | Path = True, mc_mode: str = "full") -> LinearReconstructor:
+def build(
+    *, device: str = "cpu", weights: bool | Path = True, mc_mode: str = "full", replay_chunk: int = 1
+) -> LinearReconstructor:
     """The linear baseline; ``weights=False`` gives an identity-like filter for shape tests.
 
-    ``mc_mode`` is accepted so every reconstructor builds from the same settings; a linear filter
-    has no dropout to sample.
+    ``mc_mode`` and ``replay_chunk`` are accepted so every reconstructor builds from the same settings;
+    a linear filter has no dropout to sample and no batch-dependent kernels.
     """
-    del device, mc_mode  # numpy only, deterministic
+    del device, mc_mode, replay_chunk  # numpy only, deterministic
     if weights is False:
         coef = np.zeros((len(OUTPUT_LEADS), DEFAULT_TAPS + 1), dtype=np.float32)
         coef[:, DEFAULT_TAPS // 2] = 1.0

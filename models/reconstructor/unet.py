@@ -13,6 +13,7 @@ from torch import nn
 
 from models.reconstructor.common import (
     N_OUT,
+    REPLAY_CHUNK,
     MCMode,
     MetaEncoder,
     TorchReconstructor,
@@ -71,7 +72,11 @@ class UNet1d(TwoStageNet):
 
 @register("unet")
 def build(
-    *, device: str = "cpu", weights: bool | Path = True, mc_mode: MCMode = "full"
+    *,
+    device: str = "cpu",
+    weights: bool | Path = True,
+    mc_mode: MCMode = "full",
+    replay_chunk: int = REPLAY_CHUNK,
 ) -> TorchReconstructor:
     """The U-Net baseline, with committed weights unless ``weights=False``."""
-    return build_torch("unet", UNet1d, device=device, weights=weights, mc_mode=mc_mode)
+    return build_torch("unet", UNet1d, device=device, weights=weights, mc_mode=mc_mode, replay_chunk=replay_chunk)

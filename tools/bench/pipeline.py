@@ -22,6 +22,7 @@ rate when a backlog builds up (then delivered < offered).
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ecgmon.contracts import Prediction, Window, encode_window, wire_encoding
-from ecgmon.errors import StackError
+from ecgmon.errors import SinkError, StackError
 from ecgmon.influx import InfluxClient
 from ecgmon.settings import Settings
 from ecgmon.stack import free_port
@@ -43,6 +44,13 @@ INFLUX_POLL_S = 0.1
 """How often the bench counts prediction rows in InfluxDB during a load (the resolution of "written")."""
 STEADY_FROM = 0.3
 """Delivered windows/s counts predictions after this share of the load's duration."""
+COLLECT_FETCH_WAIT_MS = 500
+"""The bench's own consumer of predictions: Tansu answers a fetch after about this wait whether or not
+data came, at ~2 ms of broker CPU per fetch of 16 partitions (40 ms/s at the 50 ms it waited until
+issue 24, 0.8 ms per window at 50 windows/s charged to the broker; 13 ms/s at 200 ms). The latency is
+read from the records' own timestamps, so a longer wait only delays the end of a load by <= 0.5 s."""
+HEALTH_INTERVAL_S = 1.0
+"""The bench's workers write their ``pipeline`` point (with ``cpu_s`` and ``model_cpu_s``) this often."""
 
 
 def bench_overrides(s: Settings, torch_threads: int) -> dict[str, str]:
@@ -62,6 +70,8 @@ def bench_overrides(s: Settings, torch_threads: int) -> dict[str, str]:
         "ECGMON_KAFKA_REBALANCE_TIMEOUT_S": str(s.kafka_rebalance_timeout_s),
         "ECGMON_WORKER_WEB": "0",
         "ECGMON_LOG_LEVEL": "warn",
+        # Every second: a load's end finds each worker's cumulative model CPU (``read_counters``) within 1 s.
+        "ECGMON_HEALTH_INTERVAL_S": str(HEALTH_INTERVAL_S),
     }
 
 
@@ -110,12 +120,16 @@ class Workers:
         from ecgmon.stack import Part, read_pid
 
         parts = {"worker": [p.pid for p in self.procs]}
-        names: dict[Part, str] = {"influxdb": "influxd", "kafka": "broker"}
+        names: dict[Part, str] = {"influxdb": "influxdb", "kafka": "broker"}
         for part, name in names.items():
             pid = read_pid(self.s, part)
             if pid is not None:
                 parts[name] = [pid]
         return parts
+
+    def tags(self) -> list[str]:
+        """The ``worker`` tags of these workers' ``pipeline`` points."""
+        return [p.tag for p in self.procs]
 
     def stop(self) -> None:
         """SIGTERM each worker's process group (all at once), SIGKILL after 20 s."""
@@ -146,12 +160,91 @@ class LoadResult:
     influx_rows: int
     saturated: bool
     cpu_ms_per_window: dict[str, float] = field(default_factory=dict)
+    influx_points_per_window: float | None = None
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         """The entry of ``loads`` in the bench JSON (latencies summarised)."""
         out = {k: v for k, v in self.__dict__.items() if k != "latencies_ms"}
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What the stack has counted by one moment: the workers' CPU and model CPU (s), the points InfluxDB took.
+
+    ``worker_cpu_s`` and ``model_cpu_s`` come from the same ``pipeline`` point of each worker, so their
+    ratio over a load is the models' share of the workers' CPU whatever the moment of the reading.
+    """
+
+    worker_cpu_s: float | None
+    model_cpu_s: float | None
+    influx_points: int | None
+
+
+def influx_points_written(client: InfluxClient) -> int | None:
+    """Points InfluxDB 1.x has accepted over HTTP since it started (``SHOW STATS``, ``httpd`` pointsWrittenOK).
+
+    Counted by InfluxDB itself, so it is what the sink really wrote, health points included; None when
+    the server does not say (InfluxDB 2.x has no ``SHOW STATS``).
+    """
+    try:
+        series = client.query("SHOW STATS FOR 'httpd'")
+    except SinkError:
+        return None
+    total = 0
+    for row in series:
+        columns = row.get("columns", [])
+        if "pointsWrittenOK" not in columns or not row.get("values"):
+            continue
+        total += int(row["values"][0][columns.index("pointsWrittenOK")] or 0)
+    return total if series else None
+
+
+def workers_cpu_s(
+    client: InfluxClient, tags: list[str], *, after_ms: int, timeout_s: float
+) -> tuple[float, float] | None:
+    """The workers' summed ``(cpu_s, model_cpu_s)`` from each one's first ``pipeline`` point at ``after_ms`` or later.
+
+    Each worker writes one point per ``HEALTH_INTERVAL_S``; a worker without a point that recent
+    within ``timeout_s`` makes the figures unknown (None).
+    """
+    if not tags:
+        return None
+    pattern = "|".join(re.escape(t) for t in tags)
+    query = (
+        f"SELECT first(cpu_s), first(model_cpu_s) FROM pipeline WHERE worker =~ /^({pattern})$/ "
+        f"AND time >= {after_ms}ms GROUP BY worker"
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            series = client.query(query)
+        except SinkError:
+            series = []
+        values = {row.get("tags", {}).get("worker"): row["values"][0][1:3] for row in series if row.get("values")}
+        if len(values) == len(tags) and all(None not in v for v in values.values()):
+            return float(sum(v[0] for v in values.values())), float(sum(v[1] for v in values.values()))
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def read_counters(s: Settings, tags: list[str], *, timeout_s: float = 5.0) -> Counters:
+    """The counters now: the workers' next ``pipeline`` points (<= 1 interval away) and InfluxDB's own count."""
+    client = InfluxClient(s)
+    now_ms = time.time_ns() // 1_000_000
+    cpu = workers_cpu_s(client, tags, after_ms=now_ms, timeout_s=timeout_s)
+    worker, model = (None, None) if cpu is None else cpu
+    return Counters(worker, model, influx_points_written(client))
+
+
+def models_share(before: Counters, after: Counters) -> float | None:
+    """The models' share of the workers' CPU between two readings (None when unknown)."""
+    w0, m0, w1, m1 = before.worker_cpu_s, before.model_cpu_s, after.worker_cpu_s, after.model_cpu_s
+    if w0 is None or m0 is None or w1 is None or m1 is None or w1 <= w0:
+        return None
+    return min(max((m1 - m0) / (w1 - w0), 0.0), 1.0)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -169,7 +262,9 @@ async def _collect(
     """Read the predictions and reconstructions topics from their current end; keep this load's records."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(**s.aiokafka_options(), enable_auto_commit=False, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(
+        **s.aiokafka_options(), enable_auto_commit=False, fetch_max_wait_ms=COLLECT_FETCH_WAIT_MS
+    )
     await consumer.start()
     try:
         tps = [
@@ -258,7 +353,14 @@ async def _run_load(
     stop_poll = asyncio.Event()
     poller = asyncio.create_task(_poll_influx(s, prefix, ends_ms, written, stop_poll, INFLUX_POLL_S))
     await asyncio.wait_for(started.wait(), 30)
-    producer = AIOKafkaProducer(**s.aiokafka_options(), acks="all", linger_ms=5, max_request_size=s.max_message_bytes)
+    # As the gateway sends (``sim_linger_ms``, ``sim_batch_bytes``): the broker's cost per window depends on it.
+    producer = AIOKafkaProducer(
+        **s.aiokafka_options(),
+        acks="all",
+        linger_ms=s.sim_linger_ms,
+        max_batch_size=s.sim_batch_bytes,
+        max_request_size=s.max_message_bytes,
+    )
     await producer.start()
     try:
         loop = asyncio.get_running_loop()
@@ -289,6 +391,18 @@ async def _run_load(
     return sent, got, written, recon[0], send_end
 
 
+def cpu_totals(cpu: Mapping[str, float], models_share: float | None) -> dict[str, float]:
+    """``total`` (worker + influxdb + broker: the pipeline, not the bench's load generator) and ``models``.
+
+    ``models`` is the workers' CPU ms per window (``/proc``) times the models' share of it, which the
+    workers measure themselves (``models_share``); absent when unknown.
+    """
+    out = {"total": round(sum(cpu.get(k, 0.0) for k in ("worker", "influxdb", "broker")), 3)}
+    if models_share is not None:
+        out["models"] = round(cpu.get("worker", 0.0) * models_share, 3)
+    return out
+
+
 def prepare_payloads(windows: list[Window]) -> list[tuple[str, int, bytes]]:
     """``(patient_id, seq, encoded window)`` in sending order."""
     return [(w.patient_id, w.seq, encode_window(w, encoding=wire_encoding(w.samples))) for w in windows]
@@ -305,18 +419,32 @@ def run_load(
     drain_s: float,
     tick: Callable[[int, int], None] = lambda sent, got: None,
     cpu_parts: Mapping[str, list[int]] | None = None,
+    worker_tags: list[str] | None = None,
 ) -> LoadResult:
     """Offer ``windows`` (patient ids starting ``prefix-``) at ``rate`` windows/s and measure the pipeline.
 
-    ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``tools.bench.cpu``).
+    ``cpu_parts`` (name -> pids) adds the CPU ms per delivered window of each part (``tools.bench.cpu``);
+    with ``worker_tags`` also the models' share of the workers' (``models``, from their ``pipeline``
+    points) and the InfluxDB points written per delivered window (InfluxDB's own count).
     """
     payloads = prepare_payloads(windows)
     ends_ms = {(w.patient_id, w.seq): w.t_end_ns // 1_000_000 for w in windows}
+    tags = worker_tags or []
+    counters_before = read_counters(s, tags) if cpu_parts else None
     cpu_before = snapshot(cpu_parts or {})
     sent, got, written, reconstructed, send_end = asyncio.run(
         _run_load(s, payloads, ends_ms, rate, prefix, drain_s, tick)
     )
-    cpu = per_window_ms(cpu_before, snapshot(cpu_parts or {}), len(got)) if cpu_parts else {}
+    cpu: dict[str, float] = {}
+    points_per_window = None
+    if cpu_parts:
+        cpu_after = snapshot(cpu_parts)
+        counters_after = read_counters(s, tags)
+        assert counters_before is not None
+        cpu = per_window_ms(cpu_before, cpu_after, len(got))
+        cpu.update(cpu_totals(cpu, models_share(counters_before, counters_after)))
+        if counters_before.influx_points is not None and counters_after.influx_points is not None and got:
+            points_per_window = round((counters_after.influx_points - counters_before.influx_points) / len(got), 2)
     latencies = [float(written[k] - t) for k, t in sent.items() if k in written]
     published = [float(got[k] - t) for k, t in sent.items() if k in got]
     t_first = min(sent.values())
@@ -342,5 +470,6 @@ def run_load(
         influx_rows=len(written),
         saturated=(not drained) or delivered_rate < 0.9 * rate,
         cpu_ms_per_window=cpu,
+        influx_points_per_window=points_per_window,
         latencies_ms=latencies,
     )

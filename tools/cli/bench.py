@@ -1,4 +1,4 @@
-"""``ecgmon bench``: model-only vs whole-pipeline throughput, latency under load, scaling (issue 8, 13).
+"""``ecgmon bench``: model-only vs whole-pipeline throughput, latency, CPU per window, scaling (issues 8, 13, 24).
 
 Starts its own embedded broker and influxd on free ports (temporary state dir) unless
 ``--use-running``, starts ``ecgmon worker`` processes, and stops everything it started.
@@ -36,7 +36,7 @@ def bench(
     ] = None,
     loads: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Offered loads in windows/s, e.g. 10,20,40; default: fractions of the model-only rate."),
+        typer.Option(help="Offered loads in windows/s, e.g. 10,20,40; default: 20 x 1.4^k up to past saturation."),
     ] = None,
     duration_s: Annotated[float, typer.Option("--duration-s", help="Seconds per load.")] = 30.0,
     speed: Annotated[

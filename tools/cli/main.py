@@ -24,6 +24,7 @@ from tools.cli import (
     simulate,
     soak,
     stack,
+    strip,
     worker,
 )
 from tools.cli import console as console_cli
@@ -50,6 +51,7 @@ app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.command("soak")(soak.soak)
 app.command("chaos")(chaos.chaos)
+app.command("strip")(strip.strip)
 train_app.command("classifier")(classifier.train)
 train_app.command("reconstructor")(reconstructor.train)
 eval_app.command("classifier")(classifier.evaluate)

@@ -4,8 +4,10 @@ Pages: ``/`` the queue (live: the page listens to ``/events``, server-sent event
 every change of the state, and then fetches ``/queue/rows``), ``/alerts/{id}`` an alert with its
 strip and actions, ``/patients/{id}`` a patient's trends, alerts, actions and notification
 criteria, ``/report`` the shift report. JSON: ``GET /api/alerts?state=open|unacknowledged|all``,
-``GET /api/alerts/{id}``; ``GET /healthz`` answers 200 once the topics have been replayed (503
-before). Every page but ``/login`` and ``/healthz`` needs a session (``tools.console.auth``).
+``GET /api/alerts/{id}``, ``GET /api/strip?patient=P&start=-24h&end=now[&lead=I][&fs_hz=F]`` (full
+disclosure: any lead of any patient over a range, decoded from ``ecg_strip``); ``GET /healthz``
+answers 200 once the topics have been replayed (503 before). Every page but ``/login`` and
+``/healthz`` needs a session (``tools.console.auth``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,9 +33,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from ecgmon.contracts import AlertAction, ContractError, check_patient_id
+from ecgmon.contracts import LEADS, AlertAction, ContractError, check_patient_id
 from ecgmon.errors import EcgmonError, SinkError
+from ecgmon.full_disclosure import parse_time_ms, read_strip
 from ecgmon.influx import InfluxClient
+from ecgmon.points import MEASURED_LEAD, STRIP
 from ecgmon.settings import Settings
 from tools.console import escalation, strip
 from tools.console.auth import ROLES, Session, Sessions, UserStore, allowed, csrf_ok
@@ -120,6 +125,7 @@ class Console:
             Route("/report", self.report),
             Route("/api/alerts", self.api_alerts),
             Route("/api/alerts/{alert_id}", self.api_alert),
+            Route("/api/strip", self.api_strip),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
         self.starlette = Starlette(routes=routes, lifespan=self.lifespan)
@@ -499,6 +505,65 @@ class Console:
             for a in view.actions
         ]  # fmt: skip
         return JSONResponse({**view.summary(), "actions": actions})
+
+
+    async def api_strip(self, request: Request) -> Response:
+        """Full disclosure as JSON: one lead of one patient over a range, NaN gaps as null.
+
+        Query: ``patient``, ``start`` and ``end`` (Unix ms, ISO 8601, ``now`` or ``-24h``; default the
+        last 24 h), ``lead`` (default I, the measured lead), ``fs_hz`` (resample to this rate; default
+        the stored one). Answers ``{patient_id, lead, fs_hz, t0_ms, samples, points, values, sd}``
+        where sample k is at ``t0_ms + k * 1000 / fs_hz``; 400 for a bad query or one that would
+        return more than ``console_strip_max_samples`` samples.
+        """
+        if self.session(request) is None:
+            return self._need_login(request)
+        q = request.query_params
+        now_ms = int(time.time() * 1000)
+        try:
+            patient_id = check_patient_id(q.get("patient", ""), "patient")
+            t1 = parse_time_ms(q.get("end", "now"), now_ms=now_ms)
+            t0 = parse_time_ms(q.get("start", "-24h"), now_ms=t1)
+            lead = q.get("lead", MEASURED_LEAD)
+            fs_hz = float(q["fs_hz"]) if q.get("fs_hz") else None
+            if fs_hz is not None and not (np.isfinite(fs_hz) and fs_hz > 0):
+                raise ValueError(f"fs_hz {fs_hz!r} must be a positive rate in Hz.")
+            if t1 < t0:
+                raise ValueError("end must not be before start.")
+            stored_hz = await asyncio.to_thread(self._stored_rate, patient_id, lead, t0, t1)
+            fs_max = stored_hz if fs_hz is None else fs_hz
+        except (ContractError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except SinkError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        limit = self.settings.console_strip_max_samples
+        if (t1 - t0) / 1000.0 * fs_max > limit:
+            return JSONResponse(
+                {"error": f"{(t1 - t0) / 1000.0 * fs_max:.0f} samples asked, at most {limit} at once: ask a shorter "
+                 "range or a lower fs_hz."}, status_code=400,
+            )  # fmt: skip
+        try:
+            strip = await asyncio.to_thread(read_strip, self.influx, patient_id, t0, t1, lead=lead, fs_hz=fs_hz)
+        except SinkError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        except ContractError as exc:
+            return JSONResponse({"error": f"a stored point cannot be decoded: {exc}"}, status_code=500)
+        body = {
+            "patient_id": patient_id, "lead": lead, "fs_hz": strip.fs_hz, "t0_ms": strip.t0_ms,
+            "samples": len(strip.values), "points": strip.points, "values": np.round(strip.values, 4),
+            "sd": None if strip.sd is None else np.round(strip.sd, 4),
+        }  # fmt: skip
+        return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+    def _stored_rate(self, patient_id: str, lead: str, t0_ms: int, t1_ms: int) -> float:
+        """The highest rate stored for the lead in the range (0 when nothing is): sizes the answer before reading it."""
+        if lead not in LEADS:
+            raise ContractError(f"lead {lead!r:.20} is unknown; use one of {', '.join(LEADS)}.")
+        series = self.influx.query(
+            f'SELECT max("fs_hz") FROM "{STRIP}" WHERE "patient_id" = \'{patient_id}\' AND "lead" = \'{lead}\' '
+            f"AND time >= {int(t0_ms)}ms AND time <= {int(t1_ms)}ms"
+        )
+        return float(series[0]["values"][0][1]) if series and series[0].get("values") else 0.0
 
 
 def _lead_order(lead: str) -> int:

@@ -7,13 +7,13 @@ of the sink's flush); it holds every episode whatever the alert's window time (a
 recording's alerts are stamped in the past, where a "last N hours" query would miss them); and
 the console's own actions live in a topic beside it, so one consumer replays both from the
 beginning on start and rebuilds the same state. InfluxDB is read for what the topic does not
-carry: the strip (``ecg_lead_i``), the reconstruction and the per-window predictions.
+carry: the full-disclosure strip and reconstructions (``ecg_strip``) and the per-window predictions.
 
 The consumer has no group: it assigns itself every partition of both topics and reads from the
 beginning, so several consoles can run side by side and none commits offsets. An action is
 written first to Kafka (``acks=all``; this is the durable record, keyed by patient), then to
-InfluxDB as an ``alert_action`` point for Grafana; a failed InfluxDB write is logged and does not
-undo the action.
+InfluxDB as an ``alert_action`` point for Grafana (``ecgmon.points.action_line``); a failed
+InfluxDB write is logged and does not undo the action.
 """
 
 from __future__ import annotations
@@ -26,33 +26,12 @@ from ecgmon import stack
 from ecgmon.contracts import Alert as AlertRecord
 from ecgmon.contracts import AlertAction, ContractError
 from ecgmon.errors import ConfigError, EcgmonError, SinkError
-from ecgmon.influx import FieldValue, InfluxClient, line
+from ecgmon.influx import InfluxClient
+from ecgmon.points import action_line
 from ecgmon.settings import Settings
 from tools.console.state import ConsoleState
 
 log = logging.getLogger("ecgmon.console")
-
-NS_PER_MS = 1_000_000
-
-
-def action_line(action: AlertAction) -> str:
-    """The ``alert_action`` point of ``action``.
-
-    Tags ``patient_id``, ``action`` (kind), ``type`` (alert type), ``user``; fields ``alert_id``,
-    ``role``, ``text``, ``recipient``, ``delivered``, ``action_id``; time = when it was taken.
-    """
-    fields: dict[str, FieldValue | None] = {
-        "alert_id": action.alert_id,
-        "role": action.role,
-        "text": action.text,
-        "recipient": action.recipient,
-        "delivered": action.delivered,
-        "action_id": action.action_id,
-        "summary": f"{action.kind} by {action.user}" + (f": {action.text}" if action.text else ""),
-    }
-    tags = {"patient_id": action.patient_id, "action": action.kind, "type": action.alert_type, "user": action.user}
-    return line("alert_action", tags, fields, action.t_ns // NS_PER_MS)
-
 
 def ensure_topic(settings: Settings) -> None:
     """Create the actions topic on the embedded broker; elsewhere it must exist (``deploy/create-topics.sh``)."""

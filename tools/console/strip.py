@@ -1,13 +1,13 @@
 """What the alert and patient pages read from InfluxDB, and the inline SVG they draw it with.
 
-The strip is ``ecg_lead_i`` (raw lead I at the display rate, ``ECGMON_DISPLAY_HZ``) from
-``console_strip_before_s`` before the alert's time to ``console_strip_after_s`` after it, on ECG
-paper (0.2 s and 0.5 mV boxes), with the window that opened the alert shaded and R peaks marked:
-the worker does not store beat times, so the console finds them in the displayed strip with the
-same detector the worker uses (``ecgmon.dsp.r_peaks``, at the display rate). Reconstructed
-leads are drawn as mean with a ±2σ band (the MC-dropout uncertainty) wherever the worker stored
-a reconstruction in the range. SVG is built from numbers only (no user text), so it is safe to
-inline.
+The strip is the full-disclosure lead I (``ecg_strip``, every window at its native rate, decoded
+by ``ecgmon.full_disclosure``) from ``console_strip_before_s`` before the alert's time to
+``console_strip_after_s`` after it, on ECG paper (0.2 s and 0.5 mV boxes), with the window that
+opened the alert shaded and R peaks marked: the worker does not store beat times, so the console
+finds them in the strip with the same detector the worker uses (``ecgmon.dsp.r_peaks``, at the
+strip's rate). Reconstructed leads (packed in ``ecg_strip`` too) are drawn as mean with a ±2σ band
+(the MC-dropout uncertainty) wherever the worker stored a reconstruction in the range. SVG is
+built from numbers only (no user text), so it is safe to inline.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ecgmon.contracts import check_patient_id
+from ecgmon.contracts import LEADS, check_patient_id
 from ecgmon.dsp import r_peaks
+from ecgmon.full_disclosure import Strip, read_strip, read_strips
 from ecgmon.influx import InfluxClient
+from ecgmon.points import MEASURED_LEAD, PREDICTION
 
 MS_PER_BOX = 200
 MV_PER_BOX = 0.5
@@ -43,6 +45,14 @@ class Trace:
         """True without samples."""
         return len(self.t_ms) == 0
 
+    @classmethod
+    def of(cls, strip: Strip) -> Trace:
+        """The stored samples of a full-disclosure ``strip`` (gaps left out: the drawing breaks the line there)."""
+        keep = np.isfinite(strip.values)
+        t_ms = np.rint(strip.t_ms[keep]).astype(np.int64)
+        sd = None if strip.sd is None else np.nan_to_num(strip.sd[keep], nan=0.0)
+        return cls(t_ms, strip.values[keep], sd)
+
 
 def _where(patient_id: str, t0_ms: int, t1_ms: int) -> str:
     check_patient_id(patient_id)
@@ -50,31 +60,19 @@ def _where(patient_id: str, t0_ms: int, t1_ms: int) -> str:
 
 
 def lead_i(client: InfluxClient, patient_id: str, t0_ms: int, t1_ms: int) -> Trace:
-    """Lead I of ``patient_id`` in ``[t0_ms, t1_ms]``."""
-    series = client.query(f'SELECT "value" FROM "ecg_lead_i" WHERE {_where(patient_id, t0_ms, t1_ms)}')
-    rows = series[0]["values"] if series else []
-    return Trace(np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.float64))
+    """Lead I of ``patient_id`` in ``[t0_ms, t1_ms]`` at its native rate (full disclosure)."""
+    return Trace.of(read_strip(client, patient_id, t0_ms, t1_ms))
 
 
 def reconstruction(client: InfluxClient, patient_id: str, t0_ms: int, t1_ms: int) -> dict[str, Trace]:
     """Reconstructed leads (mean and SD) of ``patient_id`` in the range, by lead name."""
-    series = client.query(
-        f'SELECT "value", "uncertainty" FROM "reconstruction" WHERE {_where(patient_id, t0_ms, t1_ms)} GROUP BY "lead"'
-    )
-    out: dict[str, Trace] = {}
-    for s in series:
-        rows = [r for r in s["values"] if r[1] is not None]
-        out[s["tags"]["lead"]] = Trace(
-            np.array([r[0] for r in rows], dtype=np.int64),
-            np.array([r[1] for r in rows], dtype=np.float64),
-            np.array([r[2] or 0.0 for r in rows], dtype=np.float64),
-        )
-    return out
+    strips = read_strips(client, patient_id, t0_ms, t1_ms, leads=[x for x in LEADS if x != MEASURED_LEAD])
+    return {lead: Trace.of(strip) for lead, strip in strips.items()}
 
 
 def predictions(client: InfluxClient, patient_id: str, t0_ms: int, t1_ms: int) -> list[dict[str, Any]]:
     """The per-window predictions in the range, oldest first, as dicts of column -> value."""
-    series = client.query(f'SELECT * FROM "prediction" WHERE {_where(patient_id, t0_ms, t1_ms)}')
+    series = client.query(f'SELECT * FROM "{PREDICTION}" WHERE {_where(patient_id, t0_ms, t1_ms)}')
     if not series:
         return []
     columns = series[0]["columns"]
@@ -84,7 +82,7 @@ def predictions(client: InfluxClient, patient_id: str, t0_ms: int, t1_ms: int) -
 def last_prediction_ms(client: InfluxClient, patient_id: str) -> int | None:
     """Time of the patient's newest prediction, or None."""
     check_patient_id(patient_id)
-    series = client.query(f'SELECT last("confidence") FROM "prediction" WHERE "patient_id" = \'{patient_id}\'')
+    series = client.query(f'SELECT last("confidence") FROM "{PREDICTION}" WHERE "patient_id" = \'{patient_id}\'')
     return int(series[0]["values"][0][0]) if series and series[0].get("values") else None
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ecgmon.errors import ConfigError, DataError
 from ecgmon.settings import Settings
 from tools.evaluation.alerts.scoring import (
+    EVIDENCE_VERSION,
     TOLERANCE_S,
     Evidence,
     Truth,
@@ -97,7 +98,7 @@ def collect(
                 continue
             version = "rr" if clf is None else str(getattr(clf, "version", settings.classifier))
             key = (f"cpsc2021-{_folder_tag(opts.path)}-{name}-{version}-mc{mc}"
-                   f"-w{settings.window_s:g}-h{settings.hop_s:g}")
+                   f"-w{settings.window_s:g}-h{settings.hop_s:g}-v{EVIDENCE_VERSION}")
 
             def make(name: str = name, windows: Any = windows, fs: float = fs, t_end: Any = t_end) -> Evidence:
                 return compute_evidence(name, windows, fs, t_end, clf, window_s=settings.window_s, mc_samples=mc)
@@ -154,7 +155,7 @@ def _ltafdb_job(
     truth = ltafdb.truth_for(timeline, hours=opts.hours)
     version = "rr" if not opts.classifier else (clf.version if clf is not None else _classifier_version(settings))
     key = (f"ltafdb-{_folder_tag(opts.path)}-{name}-{version}-mc{mc}-w{settings.window_s:g}-h{settings.hop_s:g}"
-           f"-fs{opts.render_fs_hz:g}-s{opts.seed}-h{opts.hours or 'all'}")
+           f"-fs{opts.render_fs_hz:g}-s{opts.seed}-h{opts.hours or 'all'}-v{EVIDENCE_VERSION}")
 
     def make() -> Evidence:
         model = clf

@@ -41,6 +41,8 @@ from streams.alerts import AlertEngine, Observation, new_state
 from streams.preprocess import prepare_batch
 
 EVIDENCE_MODES: tuple[str, ...] = get_args(AfEvidence)
+EVIDENCE_VERSION = 2
+"""Part of every evidence cache key: 2 added the P-wave coherence, so older caches are computed again."""
 TOLERANCE_S = 60.0
 """An AF alert with annotated AF within its span +- this many seconds is not false."""
 PATIENTS_PER_CENTRE = 1000
@@ -56,7 +58,8 @@ class Evidence:
 
     Times are seconds from the record's start (``t_end_s`` = end of each window). ``probs`` and
     ``uncertainty`` are NaN when the classifier was not run; ``rr_score`` is NaN where
-    ``rr_irregularity`` gave no verdict; ``max_rr_s`` and ``hr_bpm`` NaN without beats.
+    ``rr_irregularity`` gave no verdict; ``max_rr_s`` and ``hr_bpm`` NaN without beats;
+    ``p_coherence`` (``ecgmon.atrial``) NaN with too few beats.
     """
 
     record: str
@@ -69,6 +72,7 @@ class Evidence:
     max_rr_s: np.ndarray
     rr_score: np.ndarray
     lead_off: np.ndarray
+    p_coherence: np.ndarray
 
     @property
     def has_classifier(self) -> bool:
@@ -80,7 +84,7 @@ class Evidence:
         np.savez_compressed(
             path, record=self.record, window_s=self.window_s, t_end_s=self.t_end_s, probs=self.probs,
             uncertainty=self.uncertainty, hr_bpm=self.hr_bpm, sqi=self.sqi, max_rr_s=self.max_rr_s,
-            rr_score=self.rr_score, lead_off=self.lead_off,
+            rr_score=self.rr_score, lead_off=self.lead_off, p_coherence=self.p_coherence,
         )
 
     @classmethod
@@ -90,7 +94,7 @@ class Evidence:
             return cls(
                 record=str(z["record"]), window_s=float(z["window_s"]), t_end_s=z["t_end_s"], probs=z["probs"],
                 uncertainty=z["uncertainty"], hr_bpm=z["hr_bpm"], sqi=z["sqi"], max_rr_s=z["max_rr_s"],
-                rr_score=z["rr_score"], lead_off=z["lead_off"],
+                rr_score=z["rr_score"], lead_off=z["lead_off"], p_coherence=z["p_coherence"],
             )
 
     @classmethod
@@ -101,7 +105,8 @@ class Evidence:
             record=first.record, window_s=first.window_s,
             **{
                 name: np.concatenate([getattr(p, name) for p in parts])
-                for name in ("t_end_s", "probs", "uncertainty", "hr_bpm", "sqi", "max_rr_s", "rr_score", "lead_off")
+                for name in ("t_end_s", "probs", "uncertainty", "hr_bpm", "sqi", "max_rr_s", "rr_score", "lead_off",
+                             "p_coherence")
             },
         )
 
@@ -216,7 +221,7 @@ def compute_evidence(
     model_len = int(classifier.window_samples) if classifier is not None else windows.shape[1]
     probs = np.full((n, len(CLASSES)), np.nan)
     unc = np.full(n, np.nan)
-    hr, sqi, max_rr, rr_score = (np.full(n, np.nan) for _ in range(4))
+    hr, sqi, max_rr, rr_score, coherence = (np.full(n, np.nan) for _ in range(5))
     off = np.zeros(n, dtype=bool)
     for lo in range(0, n, batch):
         hi = min(n, lo + batch)
@@ -225,12 +230,13 @@ def compute_evidence(
             flat_mv=s.lead_off_flat_mv, clip_fraction=s.lead_off_clip_fraction, min_peak_ratio=s.r_peak_min_ratio,
         )  # fmt: skip
         hr[lo:hi], sqi[lo:hi], max_rr[lo:hi], off[lo:hi] = prep.hr_bpm, prep.sqi, prep.max_rr_s, prep.lead_off
+        coherence[lo:hi] = prep.p_wave_coherence
         rr_score[lo:hi] = [np.nan if (v := rr_irregularity(rr)) is None else v for rr in prep.rr_s]
         if classifier is not None:
             out = classifier.predict(prep.x, mc_samples=mc_samples)
             probs[lo:hi], unc[lo:hi] = out.probs, out.uncertainty
     return Evidence(record, window_s, np.asarray(t_end_s, dtype=np.float64), probs, unc, hr, sqi, max_rr,
-                    rr_score, off)
+                    rr_score, off, coherence)
 
 
 # --- replay and scoring --------------------------------------------------------------------------------
@@ -268,8 +274,9 @@ def replay(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> Replay:
     p_list = evidence.probs.tolist()
     unc = evidence.uncertainty.tolist()
     cols = [evidence.t_end_s.tolist(), evidence.hr_bpm.tolist(), evidence.sqi.tolist(),
-            evidence.max_rr_s.tolist(), evidence.rr_score.tolist(), evidence.lead_off.tolist()]
-    for i, (t_end, hr, sqi, max_rr, rr, off) in enumerate(zip(*cols, strict=True)):
+            evidence.max_rr_s.tolist(), evidence.rr_score.tolist(), evidence.lead_off.tolist(),
+            evidence.p_coherence.tolist()]
+    for i, (t_end, hr, sqi, max_rr, rr, off, coh) in enumerate(zip(*cols, strict=True)):
         if has_probs:
             row = p_list[i]
             probs = dict(zip(CLASSES, row, strict=True))
@@ -281,6 +288,7 @@ def replay(evidence: Evidence, settings: Settings, *, t0_ns: int = 0) -> Replay:
             patient_id=evidence.record, seq=i,
             t_end_ns=t0_ns + int(t_end * 1e9), label=label, confidence=conf, uncertainty=u, probs=probs,
             hr_bpm=_opt(hr), sqi=sqi, max_rr_s=_opt(max_rr), rr_irregularity=_opt(rr), lead_off=bool(off),
+            p_wave_coherence=_opt(coh),
         )
         _, events = engine.advance(state, obs)
         positive[i] = not engine.is_poor(obs) and engine.af_evidence(obs)[0]
