@@ -397,8 +397,10 @@ def patient_detail() -> dict[str, Any]:
             max_data_points=1500,
             overrides=band,
             repeat="lead",
-            description="Reconstructed from lead I; the band is ±2 MC-dropout standard deviations. Live while "
-            "the patient has an open alert; stored in full in ecg_strip.",
+            description="Reconstructed from lead I; the band is ±2 predicted standard deviations. Drawn only when "
+            "the worker writes live reconstruction points (ECGMON_LIVE_RECONSTRUCTION=true, off by default: 5,500 "
+            "points per reconstructed window); the console's alert page and the report draw the 12-lead from "
+            "ecg_strip, where every reconstruction is stored.",
         ),
     ]
     model = dashboard(

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         "alert_open = patients with an open alert, always, or never; every window is stored packed in "
         "ecg_strip either way (ECGMON_LIVE_WAVEFORM).",
     )
+    live_reconstruction: bool = Field(
+        False,
+        description="Also write the live per-sample points of the 11 reconstructed leads (the reconstruction "
+        "measurement Grafana's 12-lead panel draws; 5,500 points per reconstructed window, most of InfluxDB's "
+        "work in the bench). Off: the console's alert page and the report draw the 12-lead from the packed "
+        "ecg_strip points (ECGMON_LIVE_RECONSTRUCTION).",
+    )
 
     # --- windows --------------------------------------------------------------------------
     window_s: float = Field(10.0, gt=0, description="Window length a gateway sends, seconds (ECGMON_WINDOW_S).")

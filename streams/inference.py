@@ -265,7 +265,7 @@ class Inference:
             record = None
             if i in recon:
                 mean, std = recon[i].display
-                lines += self._reconstruction_lines(w, recon[i], live=requests[i].live)
+                lines += self._reconstruction_lines(w, recon[i], live=requests[i].live and s.live_reconstruction)
                 record = Reconstruction(
                     patient_id=w.patient_id,
                     seq=w.seq,
