@@ -8,7 +8,6 @@ compiled with ``torch.compile`` (inductor), and prints and writes the medians as
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ecgmon.jsonout import print_and_write
 
 
 def _interleaved_ms(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
@@ -84,11 +85,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args()
     result = bench(a.model, a.batch, a.threads, a.repeats)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
+    print_and_write(result, a.json, indent=2)
 
 
 if __name__ == "__main__":

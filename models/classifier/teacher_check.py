@@ -8,11 +8,11 @@ record, resampled to the teacher's rate), with the labels of ``models.datasets.l
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
+from ecgmon.jsonout import print_and_write
 from models.classifier.metrics import score
 from models.datasets.labels import class_index, to_class
 
@@ -57,11 +57,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--weights", type=Path, default=None, help="Another teacher's .pt (default: the committed one).")
     a = p.parse_args()
-    text = json.dumps(teacher_scores(a.data, a.weights), indent=2)
-    print(text)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(text + "\n")
+    print_and_write(teacher_scores(a.data, a.weights), a.json, indent=2)
 
 
 if __name__ == "__main__":

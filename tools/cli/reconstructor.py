@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from ecgmon.errors import ConfigError, DataError
+from ecgmon.jsonout import print_and_write
 
 _DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 ModelOpt = Annotated[str, typer.Option("--model", help="dual_branch (the method), unet or linear.")]
@@ -144,11 +145,7 @@ def evaluate(
             progress=lambda msg: status.update(msg),
             measure_cost=cost,
         )
-    text = json.dumps(result, indent=2)
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n")
-    print(text)
+    print_and_write(result, json_out)
 
 
 def plot(

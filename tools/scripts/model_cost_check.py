@@ -18,7 +18,6 @@ thread: ``Inference.classify`` for the classifier (8 head-MC passes, bf16 where 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ecgmon.jsonout import print_and_write
 from ecgmon.settings import Settings
 from models import registry
 from models.interfaces import PatientMeta
@@ -94,9 +94,7 @@ def classifier_accuracy(settings: Settings) -> dict[str, Any]:
         probs[passes] = np.asarray(engine.classify(x, mc_samples=passes, seeds=seeds).probs)
         per_record = np.stack([w.mean(0) for w in np.split(probs[passes], cuts)]).argmax(1)
         out[f"f1_mean_nao_mean_rule_T{passes}"] = round(_f1_nao(per_record, truth), 4)
-    out["window_label_agreement_T1_vs_T8"] = float(
-        (probs[1].argmax(1) == probs[settings.mc_samples].argmax(1)).mean()
-    )
+    out["window_label_agreement_T1_vs_T8"] = float((probs[1].argmax(1) == probs[settings.mc_samples].argmax(1)).mean())
     return out
 
 
@@ -157,9 +155,7 @@ def speed(settings: Settings, rounds: int) -> dict[str, Any]:
     for _ in range(rounds):
         for name, task in tasks.items():
             samples[name].append(round(task(), 3))
-    return {
-        name: {"median_ms_per_window": round(statistics.median(v), 3), "samples": v} for name, v in samples.items()
-    }
+    return {name: {"median_ms_per_window": round(statistics.median(v), 3), "samples": v} for name, v in samples.items()}
 
 
 def _batch_function_tasks(settings: Settings) -> dict[str, Callable[[], float]]:
@@ -200,11 +196,7 @@ def main() -> None:
     if not args.no_accuracy:
         out["classifier_holdout"] = classifier_accuracy(settings)
         out["reconstructor_ptbxl_z_val"] = reconstructor_accuracy(settings)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
+    print_and_write(out, args.json, indent=1)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from ecgmon.atrial import p_wave_coherence
 from ecgmon.dsp import r_peaks
+from ecgmon.jsonout import print_and_write
 from ecgmon.settings import get_settings
 from streams.preprocess import PEAK_METHOD
 from streams.preprocess import _bandpass as bandpass
@@ -100,10 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, required=True, help="Evidence cache of `ecgmon eval alerts` (outside git).")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
-    text = json.dumps(summarise(windows_table(a.dev, a.cache)), indent=2)
-    print(text)
-    if a.json:
-        a.json.write_text(text + "\n")
+    print_and_write(summarise(windows_table(a.dev, a.cache)), a.json)
 
 
 if __name__ == "__main__":
