@@ -182,6 +182,14 @@ class Settings(BaseSettings):
         "issue 24: the same ptbxl_z val r and Spearman as head at a quarter of its cost) "
         "(ECGMON_RECONSTRUCTOR_MC_MODE).",
     )
+    classifier_replay_chunk: int = Field(
+        16,
+        ge=1,
+        description="Windows per classifier forward pass with replayable MC dropout; a batch is padded to a "
+        "multiple of it, so every window gets the same bits whatever batch it is in. 16 is cheapest per window "
+        "from batches of ~12 up (saturation); a smaller chunk wastes less on the few-window batches of light "
+        "loads (ECGMON_CLASSIFIER_REPLAY_CHUNK).",
+    )
     reconstructor_replay_chunk: int = Field(
         4,
         ge=1,

@@ -131,7 +131,11 @@ class Inference:
         torch.set_num_threads(threads)
         device = registry.resolve_device(settings.device)
         classifier = registry.load(
-            settings.classifier, device=device, weights=settings.model_weights, mc_mode=settings.classifier_mc_mode
+            settings.classifier,
+            device=device,
+            weights=settings.model_weights,
+            mc_mode=settings.classifier_mc_mode,
+            replay_chunk=settings.classifier_replay_chunk,
         )
         reconstructor = None
         if settings.reconstruction_policy != "never":

@@ -98,6 +98,21 @@ def test_classifier_outputs_do_not_depend_on_the_batch(classifier: Any, mc_mode:
         classifier.mc_mode = "head"
 
 
+def test_a_smaller_classifier_chunk_is_replayable_too() -> None:
+    """``ECGMON_CLASSIFIER_REPLAY_CHUNK`` trades padding at light loads for speed at full batches; any
+    fixed chunk keeps a window's bits independent of its batch."""
+    small = registry.load("student", device="cpu", weights=True, mc_mode="head", replay_chunk=4)
+    assert small.replay_chunk == 4
+    x = _windows(1, 4, small.window_samples)[0]
+    others = _windows(40, 5, small.window_samples)
+
+    def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        out = small.predict(batch, mc_samples=8, seeds=seeds)
+        return out.probs, out.uncertainty
+
+    _same_at_every_placement(x, others, window_seed("p-4", 1), run)
+
+
 @pytest.mark.parametrize("mc_mode", ["head", "full"])
 def test_reconstruction_does_not_depend_on_the_batch(reconstructor: Any, mc_mode: str) -> None:
     reconstructor.mc_mode = mc_mode

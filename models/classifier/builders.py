@@ -12,6 +12,7 @@ import torch
 from ecgmon.errors import ModelError
 from models.classifier.inference import RhythmClassifier
 from models.classifier.nets import NetConfig, build_net
+from models.mc_dropout import REPLAY_CHUNK
 from models.registry import register
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -39,7 +40,13 @@ def from_file(kind: str, path: Path, *, device: str = "cpu") -> RhythmClassifier
 
 
 def _build(
-    kind: str, leads: int, device: str, weights: bool, mc_mode: str = "full", path: Path | None = None
+    kind: str,
+    leads: int,
+    device: str,
+    weights: bool,
+    mc_mode: str = "full",
+    path: Path | None = None,
+    replay_chunk: int = REPLAY_CHUNK,
 ) -> RhythmClassifier:
     if not weights:
         cfg = NetConfig(in_leads=leads, samples=WINDOW_SAMPLES)
@@ -52,6 +59,7 @@ def _build(
             leads=leads,
             device=device,
             mc_mode=mc_mode,
+            replay_chunk=replay_chunk,
         )
     path = weights_path(kind) if path is None else path
     if not path.is_file():
@@ -73,22 +81,29 @@ def _build(
         leads=cfg.in_leads,
         device=device,
         mc_mode=mc_mode,
+        replay_chunk=replay_chunk,
     )
 
 
 @register("teacher")
-def teacher(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
+def teacher(
+    *, device: str = "cpu", weights: bool = True, mc_mode: str = "full", replay_chunk: int = REPLAY_CHUNK
+) -> RhythmClassifier:
     """12-lead teacher; ``predict`` takes ``[n, 12, 1000]`` mV at 100 Hz (leads I..V6)."""
-    return _build("teacher", 12, device, weights, mc_mode)
+    return _build("teacher", 12, device, weights, mc_mode, replay_chunk=replay_chunk)
 
 
 @register("student")
-def student(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
+def student(
+    *, device: str = "cpu", weights: bool = True, mc_mode: str = "full", replay_chunk: int = REPLAY_CHUNK
+) -> RhythmClassifier:
     """Lead-I student with teacher-feature reconstruction and cross-attention fusion (stream default)."""
-    return _build("student", 1, device, weights, mc_mode)
+    return _build("student", 1, device, weights, mc_mode, replay_chunk=replay_chunk)
 
 
 @register("baseline")
-def baseline(*, device: str = "cpu", weights: bool = True, mc_mode: str = "full") -> RhythmClassifier:
+def baseline(
+    *, device: str = "cpu", weights: bool = True, mc_mode: str = "full", replay_chunk: int = REPLAY_CHUNK
+) -> RhythmClassifier:
     """The student's backbone and head without reconstruction or fusion, same data and budget."""
-    return _build("baseline", 1, device, weights, mc_mode)
+    return _build("baseline", 1, device, weights, mc_mode, replay_chunk=replay_chunk)

@@ -14,7 +14,7 @@ from torch import nn
 
 from models.classifier.preprocess import preprocess_windows
 from models.interfaces import CLASSES, ClassifierOutput
-from models.mc_dropout import chunks, pad_rows, pad_seeds, seeded_dropout
+from models.mc_dropout import REPLAY_CHUNK, chunks, pad_rows, pad_seeds, seeded_dropout
 
 MC_MODES: tuple[str, ...] = ("full", "head")
 """``full``: dropout on everywhere for every pass; ``head``: trunk once, only the head sampled."""
@@ -51,6 +51,7 @@ class RhythmClassifier:
         device: str = "cpu",
         batch_size: int = 256,
         mc_mode: str = "full",
+        replay_chunk: int = REPLAY_CHUNK,
     ) -> None:
         self.name = name
         self.version = version
@@ -62,6 +63,10 @@ class RhythmClassifier:
         if mc_mode not in MC_MODES:
             raise ValueError(f"mc_mode must be one of {', '.join(MC_MODES)}, not {mc_mode!r}.")
         self.mc_mode = mc_mode
+        if replay_chunk < 1:
+            raise ValueError(f"replay_chunk must be >= 1, got {replay_chunk}.")
+        self.replay_chunk = int(replay_chunk)
+        """Windows per forward pass with seeds (replayable MC dropout): a batch is padded to a multiple."""
         self.net = net.to(self.device).eval()
 
     def _check(self, x: np.ndarray) -> np.ndarray:
@@ -81,18 +86,18 @@ class RhythmClassifier:
     ) -> tuple[np.ndarray, np.ndarray]:
         cuda = self.device.type == "cuda"
         probs_out, unc_out = [], []
-        size = self.batch_size if seeds is None else None  # None: REPLAY_CHUNK, padded
+        size = self.batch_size if seeds is None else self.replay_chunk  # seeded: fixed chunks, padded
         with torch.inference_mode():
             for start, stop in chunks(len(xp), size):
                 part = np.ascontiguousarray(xp[start:stop])
-                t = torch.from_numpy(part if seeds is None else pad_rows(part))
+                t = torch.from_numpy(part if seeds is None else pad_rows(part, size))
                 if cuda:
                     t = t.pin_memory()
                 t = t.to(self.device, non_blocking=cuda)
                 amp = torch.autocast("cuda", dtype=torch.float16) if cuda else nullcontext()
                 with amp:
                     if seeds is not None:
-                        p = self._mc_seeded(t, mc_samples, pad_seeds(seeds[start:stop]))[: stop - start]
+                        p = self._mc_seeded(t, mc_samples, pad_seeds(seeds[start:stop], size))[: stop - start]
                     elif mc_samples > 0 and self.mc_mode == "head":
                         p = self._mc_head(t, mc_samples)
                     elif mc_samples > 0:
