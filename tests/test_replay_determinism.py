@@ -71,6 +71,16 @@ def _same_at_every_placement(
     return runs[0]
 
 
+def _classify(model: Any) -> Callable[[np.ndarray, list[int]], tuple[np.ndarray, np.ndarray]]:
+    """``(batch, seeds) -> (probs, uncertainty)`` of ``model`` with 8 seeded MC passes."""
+
+    def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        out = model.predict(batch, mc_samples=8, seeds=seeds)
+        return out.probs, out.uncertainty
+
+    return run
+
+
 def _stored_rows(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows of a ``SELECT *`` as ``{column: value}`` without empty columns: a field other patients'
     rows carry (and this window lacks, e.g. a P-wave coherence without enough beats) shows as null."""
@@ -86,11 +96,7 @@ def test_classifier_outputs_do_not_depend_on_the_batch(classifier: Any, mc_mode:
         others = _windows(40, 1, classifier.window_samples)
         seed = window_seed("p-1", 7)
 
-        def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-            out = classifier.predict(batch, mc_samples=8, seeds=seeds)
-            return out.probs, out.uncertainty
-
-        probs, _ = _same_at_every_placement(x, others, seed, run)
+        probs, _ = _same_at_every_placement(x, others, seed, _classify(classifier))
         # The dropout is live: another seed gives another sample of the same window.
         other = classifier.predict(x[None], mc_samples=8, seeds=[seed + 1])
         assert not np.array_equal(other.probs[0], probs)
@@ -105,12 +111,7 @@ def test_a_smaller_classifier_chunk_is_replayable_too() -> None:
     assert small.replay_chunk == 4
     x = _windows(1, 4, small.window_samples)[0]
     others = _windows(40, 5, small.window_samples)
-
-    def run(batch: np.ndarray, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        out = small.predict(batch, mc_samples=8, seeds=seeds)
-        return out.probs, out.uncertainty
-
-    _same_at_every_placement(x, others, window_seed("p-4", 1), run)
+    _same_at_every_placement(x, others, window_seed("p-4", 1), _classify(small))
 
 
 @pytest.mark.parametrize("mc_mode", ["head", "full"])
