@@ -111,9 +111,7 @@ PATIENT_ALERTS = (
     f'SELECT "type", "state", "severity", "confidence", "message" FROM "alert" WHERE {PATIENT} AND $timeFilter'
 )
 PATIENT_ANNOTATIONS = f'SELECT "message", "type", "state" FROM "alert" WHERE {PATIENT} AND $timeFilter'
-PATIENT_ACTION_ANNOTATIONS = (
-    f'SELECT "summary", "action", "user" FROM "alert_action" WHERE {PATIENT} AND $timeFilter'
-)
+PATIENT_ACTION_ANNOTATIONS = f'SELECT "summary", "action", "user" FROM "alert_action" WHERE {PATIENT} AND $timeFilter'
 """The technicians' actions from the console (``tools/console``): who did what to which alert, and when."""
 CONSOLE_URL = f"http://localhost:{Settings.model_fields['console_port'].default}"
 """Where the patient dashboard's link to the console points (``ECGMON_CONSOLE_PORT``'s default)."""
@@ -362,8 +360,10 @@ def patient_detail() -> dict[str, Any]:
             min_interval="20ms",
             max_data_points=3000,
             description="Live lead I at ECGMON_DISPLAY_HZ, written while the patient has an open alert "
-            "(ECGMON_LIVE_WAVEFORM). Every window is stored at its full rate in ecg_strip: any patient's "
-            "last 24 h with `ecgmon strip` or the console.",
+            "(ECGMON_LIVE_WAVEFORM). Every window is stored at its full rate in ecg_strip, which this panel "
+            "cannot decode: for a patient without an open alert the live strip is on the console's patient "
+            "page (/patients/<id>, the link above), and the full 24 h with `ecgmon strip` or the console's "
+            "/api/strip.",
         ),
         _state_timeline("Rhythm", Target("A", RHYTHM, alias="rhythm"), CLASSES, h=4),
         _ts(
@@ -419,7 +419,7 @@ def patient_detail() -> dict[str, Any]:
             "type": "link",
             "url": CONSOLE_URL + "/patients/${patient}",
             "icon": "external link",
-            "tooltip": "Alerts, strips and actions (ecgmon console)",
+            "tooltip": "Live lead I, alerts, strips and actions (ecgmon console)",
             "targetBlank": False,
             "asDropdown": False,
             "includeVars": False,

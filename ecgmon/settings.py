@@ -128,7 +128,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Longest back-off between write retries (ECGMON_INFLUX_RETRY_MAX_S)."
     )
     display_hz: float = Field(
-        50.0, gt=0, description="Rate of the live waveforms written for Grafana; 50 Hz shows the rhythm, full "
+        50.0,
+        gt=0,
+        description="Rate of the live waveforms written for Grafana; 50 Hz shows the rhythm, full "
         "fidelity is in the packed ecg_strip (ECGMON_DISPLAY_HZ).",
     )
     live_waveform: LiveWaveform = Field(
@@ -322,9 +324,7 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Seconds between pipeline health points (ECGMON_HEALTH_INTERVAL_S)."
     )
     standby_replicas: int = Field(0, ge=0, description="Faust table standby replicas (ECGMON_STANDBY_REPLICAS).")
-    log_level: LogLevel = Field(
-        "warn", description="Worker log level (ECGMON_LOG_LEVEL)."
-    )
+    log_level: LogLevel = Field("warn", description="Worker log level (ECGMON_LOG_LEVEL).")
     worker_web: bool = Field(
         False, description="Serve Faust's web views on 127.0.0.1:web_port; never on all interfaces (ECGMON_WORKER_WEB)."
     )
@@ -435,6 +435,20 @@ class Settings(BaseSettings):
     )
     console_trend_h: float = Field(
         6.0, gt=0, description="Hours of heart rate and rhythm on the patient page (ECGMON_CONSOLE_TREND_H)."
+    )
+    console_live_s: float = Field(
+        30.0,
+        gt=0,
+        le=300,
+        description="Seconds of lead I the patient page's live ECG shows, up to now; read from the packed strips, "
+        "so any patient, alert or not (ECGMON_CONSOLE_LIVE_S; longer spans: GET /api/strip).",
+    )
+    console_live_refresh_s: float = Field(
+        5.0,
+        ge=0.5,
+        description="How often a patient page on screen fetches its live ECG again, s. Windows arrive every 10 s "
+        "(ECGMON_WINDOW_S): half that shows each new window within 5 s of its storage, and a shorter period only "
+        "re-reads the same windows (ECGMON_CONSOLE_LIVE_REFRESH_S).",
     )
     console_public_url: str = Field(
         "",

@@ -9,6 +9,7 @@ does not; see README).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -200,7 +201,7 @@ bind-address = "{host}:{rpc_port}"
   wal-dir = "{root}/wal"
   query-log-enabled = false
   index-version = "tsi1"
-
+{data_options}
 [monitor]
   store-enabled = false
 
@@ -227,13 +228,16 @@ def influxd_binary() -> Path:
     return Path(found)
 
 
-def _start_influxdb(settings: Settings) -> int:
+def _start_influxdb(settings: Settings, data_options: Mapping[str, str | int] | None = None) -> int:
     root = settings.state_dir / "influxdb"
     root.mkdir(parents=True, exist_ok=True)
     config = root / "influxdb.conf"
     rpc_port = free_port(settings.host)
+    extra = "".join(f"  {key} = {json.dumps(value)}\n" for key, value in (data_options or {}).items())  # TOML
     config.write_text(
-        _INFLUX_CONFIG.format(host=settings.host, port=settings.influx_port, rpc_port=rpc_port, root=root)
+        _INFLUX_CONFIG.format(
+            host=settings.host, port=settings.influx_port, rpc_port=rpc_port, root=root, data_options=extra
+        )
     )
     return _spawn(settings, "influxdb", [str(influxd_binary()), "-config", str(config)])
 
@@ -277,8 +281,14 @@ def _selected(only: Part | None) -> tuple[Part, ...]:
     return PARTS if only is None else (only,)
 
 
-def up(settings: Settings, only: Part | None = None) -> dict[str, PartStatus]:
-    """Start the parts not yet running, wait until they answer, create topics and database."""
+def up(
+    settings: Settings, only: Part | None = None, *, influx_data: Mapping[str, str | int] | None = None
+) -> dict[str, PartStatus]:
+    """Start the parts not yet running, wait until they answer, create topics and database.
+
+    ``influx_data`` adds options to the ``[data]`` section of a newly started influxd's config, e.g.
+    ``{"cache-snapshot-write-cold-duration": "1s"}`` (``tools.scripts.strip_disk``); a running one keeps its own.
+    """
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     for part in _selected(only):
         pid = read_pid(settings, part)
@@ -286,7 +296,7 @@ def up(settings: Settings, only: Part | None = None) -> dict[str, PartStatus]:
             port, variable = _port(settings, part)
             if not _port_free(settings.host, port):
                 raise PortInUseError(f"Port {port} is already in use; set {variable} to a free port.")
-            pid = _start_kafka(settings) if part == "kafka" else _start_influxdb(settings)
+            pid = _start_kafka(settings) if part == "kafka" else _start_influxdb(settings, influx_data)
         _wait(settings, part, pid)
         if part == "kafka":
             create_topics(f"{settings.host}:{settings.kafka_port}", settings.topics(), settings.partitions)

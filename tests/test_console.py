@@ -229,6 +229,7 @@ class ConsoleProcess:
             "ECGMON_CONSOLE_USERS_FILE": str(s.console_users_path),
             "ECGMON_CONSOLE_WEBHOOK_URL": webhook_url,
             "ECGMON_CONSOLE_ESCALATE_DEFAULT_TO": "on-call physician",
+            "ECGMON_CONSOLE_LIVE_REFRESH_S": "1",  # the live ECG's refresh, short so the test waits little
         })  # fmt: skip
         self.child = Child("the console", ecgmon_argv("console"), log_dir / "console.log", env)
 
@@ -291,12 +292,10 @@ def _produce(s: Settings, alerts: list[Alert]) -> float:
 STRIP_HZ = 250.0
 
 
-def _write_patient(client: InfluxClient, s: Settings, pid: str, onset_ns: int, af: bool) -> None:
-    """What the worker writes for a patient around ``onset_ns``: lead I packed per 10 s window, predictions."""
-    t0_s = onset_ns / 1e9 - 40.0
-    x, _ = _af_strip(t0_s, 50.0, onset_ns / 1e9 - 25.0 if af else 1e12, STRIP_HZ)
+def _lead_i_lines(pid: str, t0_s: float, x: np.ndarray) -> list[str]:
+    """Lead I ``x`` (at ``STRIP_HZ`` from ``t0_s``) packed per 10 s window, as the worker stores it."""
     per_window = int(10 * STRIP_HZ)
-    lines = [
+    return [
         line
         for k in range(0, len(x), per_window)
         for line in strip_lines(
@@ -304,6 +303,13 @@ def _write_patient(client: InfluxClient, s: Settings, pid: str, onset_ns: int, a
             samples=x[k : k + per_window],
         )
     ]  # fmt: skip
+
+
+def _write_patient(client: InfluxClient, s: Settings, pid: str, onset_ns: int, af: bool) -> None:
+    """What the worker writes for a patient around ``onset_ns``: lead I packed per 10 s window, predictions."""
+    t0_s = onset_ns / 1e9 - 40.0
+    x, _ = _af_strip(t0_s, 50.0, onset_ns / 1e9 - 25.0 if af else 1e12, STRIP_HZ)
+    lines = _lead_i_lines(pid, t0_s, x)
     for k in range(5):
         t_end = onset_ns - (3 - k) * 10**10
         p_a = 0.92 if af and k >= 1 else 0.05
@@ -441,13 +447,43 @@ def test_console_in_a_browser(
         status, body = tess.request(strip_path)
         got = json.loads(body)
         assert status == 200 and got["fs_hz"] == STRIP_HZ and got["points"] == 5 and got["t0_ms"] == t0_ms
-        sent, _ = _af_strip(af.t_ns / 1e9 - 40.0, 50.0, af.t_ns / 1e9 - 25.0, STRIP_HZ)
-        assert got["samples"] == len(sent) and got["sd"] is None
-        assert np.max(np.abs(np.array(got["values"], dtype=float) - sent)) <= 0.0006  # 1 µV steps, 4 decimals
+        stored, _ = _af_strip(af.t_ns / 1e9 - 40.0, 50.0, af.t_ns / 1e9 - 25.0, STRIP_HZ)
+        assert got["samples"] == len(stored) and got["sd"] is None
+        assert np.max(np.abs(np.array(got["values"], dtype=float) - stored)) <= 0.0006  # 1 µV steps, 4 decimals
         assert tess.request("/api/strip?patient=pt-af-01&start=-24h&end=now&lead=X1")[0] == 400
         assert tess.request("/api/strip?patient=bad%20id&start=-1h")[0] == 400
         status, body = tess.request(f"/api/strip?patient=pt-af-01&start={t0_ms - 10**9}&end={t0_ms + 10**9}")
         assert status == 400 and "at most" in body  # 23 days at 250 Hz is more than one answer holds
+        # the live ECG of a patient without an alert, from the packed strips of the last 30 s
+        live_started = time.monotonic()
+        live_t_s = time.time()
+        x, n_beats = _af_strip(live_t_s - 26.0, 20.0, 1e12, STRIP_HZ)  # two 10 s windows of sinus, 6 s ago
+        influx.write_lines(_lead_i_lines("pt-live-04", live_t_s - 26.0, x))
+        status, body = Client(console.url).request("/patients/pt-live-04/live")
+        assert 'name="password"' in body and "<svg" not in body  # no session: the login page
+        status, body = tess.request("/patients/pt-live-04/live")
+        assert status == 200 and 'id="live-strip"' in body and "<polyline" in body and "<html" not in body
+        assert abs(body.count('class="beat"') - n_beats) <= 2, (body.count('class="beat"'), n_beats)
+        status, body = tess.request("/patients/pt-nobody-05/live")
+        assert status == 200 and "No data in the last 30 s" in body and "<svg" not in body
+        assert tess.request("/patients/bad%20id/live")[0] == 404
+        # ... on the patient page, which fetches it again while it is shown: a new window appears
+        page.goto(f"{console.url}/patients/pt-live-04")
+        page.wait_for_selector("#live-ecg #live-strip svg polyline")
+        first_ms = int(page.get_attribute("#live-newest", "data-ms") or 0)
+        assert abs(first_ms - (live_t_s - 6.0) * 1000) < 20
+        first_text = page.inner_text("#live-newest")
+        x, _ = _af_strip(live_t_s - 6.0, 5.0, 1e12, STRIP_HZ)  # the next window (5 s long, so it ends in the past)
+        influx.write_lines(_lead_i_lines("pt-live-04", live_t_s - 6.0, x))
+        written = time.monotonic()
+        page.wait_for_function(
+            "ms => Number(document.querySelector('#live-newest')?.dataset.ms) > ms", arg=first_ms, timeout=5_000
+        )
+        print(f"live ECG: a new window on the open page {time.monotonic() - written:.2f} s after it was written")
+        assert int(page.get_attribute("#live-newest", "data-ms") or 0) - first_ms > 4_900
+        assert page.inner_text("#live-newest") != first_text
+        page.screenshot(path=str(shots / "console_patient_live.png"), full_page=True)
+        print(f"live ECG checks took {time.monotonic() - live_started:.2f} s")
         listed = {a["alert_id"]: a for a in json.loads(tess.request("/api/alerts?state=open")[1])}
         assert set(listed) == {af.alert_id, brady.alert_id}
         assert {"alert_id", "patient_id", "type", "tier", "opened_at", "acknowledged"} <= set(listed[af.alert_id])
@@ -495,8 +531,8 @@ def test_console_in_a_browser(
 
         # the actions are in InfluxDB for Grafana's annotations, with who did them
         rows = influx.query(
-            "SELECT \"alert_id\", \"summary\" FROM \"alert_action\" WHERE \"patient_id\" =~ /^pt-(af-01|brady-02)$/ "
-            "GROUP BY \"action\", \"user\""
+            'SELECT "alert_id", "summary" FROM "alert_action" WHERE "patient_id" =~ /^pt-(af-01|brady-02)$/ '
+            'GROUP BY "action", "user"'
         )
         kinds = {(r["tags"]["action"], r["tags"]["user"]) for r in rows}
         assert {("reject", "tess"), ("escalate", "tess"), ("criteria", "phil")} <= kinds

@@ -2,11 +2,13 @@
 
 Pages: ``/`` the queue (live: the page listens to ``/events``, server-sent events that fire on
 every change of the state, and then fetches ``/queue/rows``), ``/alerts/{id}`` an alert with its
-strip and actions, ``/patients/{id}`` a patient's trends, alerts, actions and notification
-criteria, ``/report`` the shift report. JSON: ``GET /api/alerts?state=open|unacknowledged|all``,
-``GET /api/alerts/{id}``, ``GET /api/strip?patient=P&start=-24h&end=now[&lead=I][&fs_hz=F]`` (full
-disclosure: any lead of any patient over a range, decoded from ``ecg_strip``); ``GET /healthz``
-answers 200 once the topics have been replayed (503 before). Every page but ``/login`` and
+strip and actions, ``/patients/{id}`` a patient's live lead I, trends, alerts, actions and
+notification criteria (the live section alone is ``/patients/{id}/live``, which the page fetches
+again every ``console_live_refresh_s`` while it is on screen), ``/report`` the shift report.
+JSON: ``GET /api/alerts?state=open|unacknowledged|all``, ``GET /api/alerts/{id}``,
+``GET /api/strip?patient=P&start=-24h&end=now[&lead=I][&fs_hz=F]`` (full disclosure: any lead of
+any patient over a range, decoded from ``ecg_strip``); ``GET /healthz`` answers 200 once the
+topics have been replayed (503 before). Every page but ``/login`` and
 ``/healthz`` needs a session (``tools.console.auth``).
 """
 
@@ -121,6 +123,7 @@ class Console:
             Route("/alerts/{alert_id}", self.alert_page),
             Route("/alerts/{alert_id}/actions", self.alert_action, methods=["POST"]),
             Route("/patients/{patient_id}", self.patient_page),
+            Route("/patients/{patient_id}/live", self.patient_live),
             Route("/patients/{patient_id}/criteria", self.set_criteria, methods=["POST"]),
             Route("/report", self.report),
             Route("/api/alerts", self.api_alerts),
@@ -392,7 +395,7 @@ class Console:
 
     # --- endpoints: patient and report ---------------------------------------------------------
     async def patient_page(self, request: Request) -> Response:
-        """A patient: heart-rate trend and rhythm counts, alerts, actions, notification criteria."""
+        """A patient: live lead I, heart-rate trend and rhythm counts, alerts, actions, notification criteria."""
         session = self.session(request)
         if session is None:
             return self._need_login(request)
@@ -400,13 +403,54 @@ class Console:
             patient_id = check_patient_id(request.path_params["patient_id"])
         except ContractError:
             return self.page(request, "missing.html", session, 404, what="patient")
-        trend = await asyncio.to_thread(self._trend, patient_id)
+        trend, live = await asyncio.gather(
+            asyncio.to_thread(self._trend, patient_id), asyncio.to_thread(self._live, patient_id, time.time_ns())
+        )
         return self.page(
             request, "patient.html", session, patient_id=patient_id, alerts=self.state.for_patient(patient_id),
             actions=self.state.patient_actions(patient_id), criteria=self.state.criteria.get(patient_id),
             may_criteria=allowed(session.user.role, "criteria"), types=("af", "brady", "tachy", "pause", "technical"),
-            flash=request.query_params.get("flash", ""), **trend,
+            flash=request.query_params.get("flash", ""), **trend, **live,
         )  # fmt: skip
+
+    async def patient_live(self, request: Request) -> Response:
+        """The patient page's live section alone: lead I over the last ``console_live_s`` up to now, beats marked.
+
+        Built from the packed strips (``ecg_strip``) the worker stores for every window, so it costs
+        the worker nothing (no live points are written for it) and works for any patient, with or
+        without an open alert; each call is one InfluxDB read. The page fetches it again every
+        ``console_live_refresh_s`` while it is on screen: windows arrive every ``window_s`` (10 s),
+        so a shorter period would mostly re-read the same windows.
+        """
+        session = self.session(request)
+        if session is None:
+            return self._need_login(request)
+        try:
+            patient_id = check_patient_id(request.path_params["patient_id"])
+        except ContractError as exc:
+            return Response(str(exc), 404)
+        live = await asyncio.to_thread(self._live, patient_id, time.time_ns())
+        return self.page(request, "_live.html", session, patient_id=patient_id, **live)
+
+    def _live(self, patient_id: str, now_ns: int) -> dict[str, Any]:
+        """Lead I of ``patient_id`` from ``console_live_s`` before ``now_ns`` to it, on ECG paper with beats."""
+        t1_ms = now_ns // 1_000_000
+        t0_ms = t1_ms - int(self.settings.console_live_s * 1000)
+        try:
+            trace = strip.lead_i(self.influx, patient_id, t0_ms, t1_ms)
+            beats = strip.beats_ms(trace)
+            error = ""
+        except (SinkError, ContractError) as exc:  # InfluxDB away, or a stored point that does not decode
+            trace, beats, error = strip.Trace.nothing(), None, str(exc)
+        svg = strip.svg_strip(trace, t0_ms=t0_ms, t1_ms=t1_ms, beats=beats)
+        return {
+            "live_svg": Markup(svg),
+            "live_samples": len(trace.t_ms),
+            "live_beats": 0 if beats is None else len(beats),
+            "live_newest_ns": None if trace.empty else int(trace.t_ms[-1]) * 1_000_000,
+            "live_t1_ns": t1_ms * 1_000_000,
+            "live_error": error,
+        }
 
     def _trend(self, patient_id: str) -> dict[str, Any]:
         s = self.settings
@@ -505,7 +549,6 @@ class Console:
             for a in view.actions
         ]  # fmt: skip
         return JSONResponse({**view.summary(), "actions": actions})
-
 
     async def api_strip(self, request: Request) -> Response:
         """Full disclosure as JSON: one lead of one patient over a range, NaN gaps as null.

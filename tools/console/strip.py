@@ -6,8 +6,9 @@ by ``ecgmon.full_disclosure``) from ``console_strip_before_s`` before the alert'
 opened the alert shaded and R peaks marked: the worker does not store beat times, so the console
 finds them in the strip with the same detector the worker uses (``ecgmon.dsp.r_peaks``, at the
 strip's rate). Reconstructed leads (packed in ``ecg_strip`` too) are drawn as mean with a ±2σ band
-(the MC-dropout uncertainty) wherever the worker stored a reconstruction in the range. SVG is
-built from numbers only (no user text), so it is safe to inline.
+(the MC-dropout uncertainty) wherever the worker stored a reconstruction in the range. The
+patient page's live ECG is the same strip and beats over the last ``console_live_s`` up to now.
+SVG is built from numbers only (no user text), so it is safe to inline.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def svg_trend(points: list[tuple[int, float]], *, t0_ms: int, t1_ms: int, lo: fl
     pts = " ".join(xy(t, v) for t, v in points)
     dots = "".join(f'<circle class="dot" r="2" cx="{xy(t, v).split(",")[0]}" cy="{xy(t, v).split(",")[1]}"/>'
                    for t, v in points) if len(points) < 60 else ""  # fmt: skip
+
     def level(v: float) -> float:
         return height - (v - lo) / (hi - lo) * height
 

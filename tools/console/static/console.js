@@ -37,3 +37,30 @@
   // Ages go stale while nothing changes: refresh the rows once a minute anyway.
   setInterval(() => { shown = -1; refresh(0); }, 60000);
 })();
+
+// The patient page's live ECG: the section is fetched again every data-refresh-ms while the page is on screen
+// (a hidden tab reads nothing), and at once when it comes back into view.
+(function () {
+  "use strict";
+  const box = document.getElementById("live-ecg");
+  if (!box || !box.dataset.liveUrl) return;
+  const period = Math.max(500, Number(box.dataset.refreshMs || 5000));
+  let busy = false;
+
+  async function refresh() {
+    if (busy || document.visibilityState !== "visible") return;
+    busy = true;
+    try {
+      const resp = await fetch(box.dataset.liveUrl, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (resp.status === 401 || resp.redirected) { window.location = "/login?next=" + window.location.pathname; return; }
+      if (resp.ok) box.innerHTML = await resp.text();
+    } catch (err) {
+      // the network or the console is away for a moment: the next tick tries again
+    } finally {
+      busy = false;
+    }
+  }
+
+  setInterval(refresh, period);
+  document.addEventListener("visibilitychange", refresh);
+})();
