@@ -1,4 +1,4 @@
-"""The InfluxDB sink: async, batched, gzip line protocol to the v1-compatible ``/write``.
+"""The InfluxDB sink: async, batched line protocol (gzip with ``influx_gzip``) to the v1-compatible ``/write``.
 
 ``write(lines)`` puts a chunk of points into a bounded buffer and returns at once with a future
 that resolves when the chunk is stored; when the buffer holds ``influx_buffer_points`` the call
@@ -10,10 +10,11 @@ futures of that request with a non-retriable ``SinkError``. InfluxDB 2.x gets an
 ``Authorization: Token`` header; the token is never logged.
 
 Rendering: chunks hold lines (a window's packed ``ecg_strip`` included) and the live ``Waveform``
-arrays of windows of patients with an open alert; the flusher turns a batch into one gzip body in a
+arrays of windows of patients with an open alert; the flusher turns a batch into one body in a
 thread of its own, so neither the inference thread nor the event loop formats a live window's 500
-to 6,000 floats (zlib releases the GIL while it compresses). A spawned render process was tried
-to take the formatting off the GIL too: it did not raise the measured throughput on 2 cores, and
+to 6,000 floats (nor gzips the body when ``influx_gzip`` is on; zlib releases the GIL). A spawned
+render process was tried to take the formatting off the GIL too: it did not raise the measured
+throughput on 2 cores, and
 its first render after a kill -9 restart sometimes never returned, so it was removed.
 
 Outages: the choice is back-pressure, not spill to disk. While InfluxDB is down the buffer fills
@@ -75,7 +76,10 @@ class InfluxSink:
         self.flush_s = settings.influx_flush_ms / 1000.0
         self.buffer_points = settings.influx_buffer_points
         self.retry_max_s = settings.influx_retry_max_s
-        self._headers = {"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}
+        self.gzip = settings.influx_gzip
+        self._headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip:
+            self._headers["Content-Encoding"] = "gzip"
         if settings.influx_version == 2:
             self._headers["Authorization"] = f"Token {settings.influx_token.get_secret_value()}"
         self._chunks: deque[_Chunk] = deque()
@@ -134,8 +138,8 @@ class InfluxSink:
         self._task = None
 
     async def _render(self, chunks: list[list[Line]]) -> bytes:
-        """The gzip request body of ``chunks`` (``ecgmon.points.render_body``), in the sink's own thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, render_body, chunks)
+        """The request body of ``chunks`` (``ecgmon.points.render_body``), in the sink's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, render_body, chunks, self.gzip)
 
     async def write(self, lines: list[Line]) -> asyncio.Future[None]:
         """Buffer ``lines`` (one chunk, written in one request); waits while the buffer is full."""

@@ -16,16 +16,21 @@ from streams.sink import InfluxSink
 pytestmark = pytest.mark.integration
 
 
-async def test_chunks_are_batched_and_stored(stack_settings: Settings, influx: InfluxClient, topic_prefix: str) -> None:
-    s = stack_settings.model_copy(update={"influx_batch_points": 50, "influx_flush_ms": 20})
+@pytest.mark.parametrize("gzip", [False, True])
+async def test_chunks_are_batched_and_stored(
+    stack_settings: Settings, influx: InfluxClient, topic_prefix: str, gzip: bool
+) -> None:
+    s = stack_settings.model_copy(update={"influx_batch_points": 50, "influx_flush_ms": 20, "influx_gzip": gzip})
     sink = InfluxSink(s)
+    assert (sink._headers.get("Content-Encoding") == "gzip") is gzip
+    run = f"{topic_prefix}-gz{int(gzip)}"
     futures = []
     for chunk in range(20):
-        lines = [f"sinktest,run={topic_prefix} v={chunk * 100 + i}i {1_000_000 + chunk * 100 + i}" for i in range(10)]
+        lines = [f"sinktest,run={run} v={chunk * 100 + i}i {1_000_000 + chunk * 100 + i}" for i in range(10)]
         futures.append(await sink.write(lines))
     await asyncio.wait_for(asyncio.gather(*futures), timeout=60)
     await sink.stop()
-    assert influx.count(f"SELECT COUNT(v) FROM sinktest WHERE run = '{topic_prefix}'") == 200
+    assert influx.count(f"SELECT COUNT(v) FROM sinktest WHERE run = '{run}'") == 200
     assert sink.stats.points == 200 and 4 <= sink.stats.requests < 20  # several chunks per request, <= 50 points
 
 
