@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -322,3 +322,19 @@ class ReplayDevice:
         if seq == limit - 1:  # the last window: let the record go now
             samples, self._signal = samples.copy(), None
         return WindowData(seq=seq, t0_s=seq * hop_n / self.fs_hz, samples=samples, truth=self.item.truth)
+
+
+def whole_windows(path: Path, *, fs_hz: float, window_s: float, records: int | None = None) -> Iterator[np.ndarray]:
+    """Every whole, non-overlapping window (mV at ``fs_hz``) of the first ``records`` recordings under ``path``.
+
+    For tools that need many real windows without a stream (the storage measurements): the same
+    reading and resampling as a replayed patient, record after record in ``discover`` order; a
+    record's short tail is left out.
+    """
+    n = round(window_s * fs_hz)
+    for item in discover(path)[:records]:
+        device = ReplayDevice(item.name, item, window_s=window_s, hop_s=window_s, fs_out_hz=fs_hz)
+        for seq in range(device.windows_per_pass()):
+            window = device.window(seq)
+            if window is not None and window.samples.size == n:
+                yield window.samples

@@ -82,9 +82,9 @@ def collect(
 
 
 def _mean_f1_nao(y: np.ndarray, pred: np.ndarray) -> float:
-    from sklearn.metrics import f1_score
+    from models.classifier.metrics import f1_nao
 
-    return float(np.mean(f1_score(y, pred, labels=[0, 1, 2], average=None, zero_division=0.0)))
+    return float(np.mean(f1_nao(y, pred)))
 
 
 def _search(seed: int):  # type: ignore[no-untyped-def]

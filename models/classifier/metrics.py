@@ -37,6 +37,11 @@ def score(y_true: np.ndarray, probs: np.ndarray) -> dict[str, object]:
     }
 
 
+def f1_nao(y_true: np.ndarray, pred: np.ndarray) -> list[float]:
+    """F1 of N, A and O for class indices ``pred`` against ``y_true`` (0.0 for a class absent from both)."""
+    return [float(v) for v in f1_score(y_true, pred, labels=[0, 1, 2], average=None, zero_division=0.0)]
+
+
 def paired_bootstrap(
     y_true: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, n_boot: int, rng: np.random.Generator
 ) -> dict[str, object]:
@@ -49,8 +54,7 @@ def paired_bootstrap(
     pa, pb = np.asarray(probs_a).argmax(axis=1), np.asarray(probs_b).argmax(axis=1)
 
     def mean_f1(y: np.ndarray, p: np.ndarray) -> float:
-        f = f1_score(y, p, labels=[0, 1, 2], average=None, zero_division=0.0)
-        return float(np.mean(f))
+        return float(np.mean(f1_nao(y, p)))
 
     diffs = []
     for _ in range(n_boot):

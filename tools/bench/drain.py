@@ -15,7 +15,6 @@ Issue 24's before/after figures in BENCHMARKS.md come from this command.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from ecgmon import stack
+from ecgmon.jsonout import print_and_write
 from ecgmon.settings import get_settings
 
 
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", type=Path, default=None, help="py-spy collapsed stacks of the worker here")
     ap.add_argument("--profile-s", type=float, default=12.0)
     ap.add_argument("--profile-after-s", type=float, default=2.0, help="start py-spy this long into the drain")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args(argv)
 
     base = get_settings()
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ms_per_window": res.cpu_ms_per_window,
         "influx_points_per_window": res.influx_points_per_window,
     }
-    print(json.dumps(out, indent=1))
+    print_and_write(out, args.json, indent=1)
     if args.profile is not None and args.profile.exists():
         summary = summarise(args.profile)
         args.profile.with_suffix(args.profile.suffix + ".top").write_text(summary + "\n")

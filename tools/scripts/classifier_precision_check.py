@@ -17,21 +17,13 @@ import numpy as np
 import torch
 
 from ecgmon.settings import Settings
+from models.classifier.metrics import f1_nao
 from models.classifier.preprocess import record_windows
 from models.datasets.cinc2017 import load_cinc2017
 from streams.inference import Inference
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("N", "A", "O", "~")
-
-
-def _f1_nao(pred: np.ndarray, truth: np.ndarray) -> list[float]:
-    out = []
-    for k in range(3):
-        tp = int(((pred == k) & (truth == k)).sum())
-        wrong = int(((pred == k) & (truth != k)).sum()) + int(((pred != k) & (truth == k)).sum())
-        out.append(2 * tp / max(2 * tp + wrong, 1))
-    return out
 
 
 def main() -> None:
@@ -62,8 +54,8 @@ def main() -> None:
         "mean_abs_prob_diff": float(diff.mean()),
         "max_abs_prob_diff": float(diff.max()),
         "record_label_agreement": float((per_record["fp32"] == per_record["bf16"]).mean()),
-        "f1_nao_mean_rule": {p: [round(v, 4) for v in _f1_nao(r, truth)] for p, r in per_record.items()},
-        "f1_mean_nao_mean_rule": {p: round(float(np.mean(_f1_nao(r, truth))), 4) for p, r in per_record.items()},
+        "f1_nao_mean_rule": {p: [round(v, 4) for v in f1_nao(truth, r)] for p, r in per_record.items()},
+        "f1_mean_nao_mean_rule": {p: round(float(np.mean(f1_nao(truth, r))), 4) for p, r in per_record.items()},
     }
     text = json.dumps(out, indent=1)
     print(text)

@@ -30,11 +30,11 @@ import torch
 from ecgmon.jsonout import print_and_write
 from ecgmon.settings import Settings
 from models import registry
+from models.classifier.metrics import f1_nao
 from models.interfaces import PatientMeta
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
-CLASSES = ("N", "A", "O", "~")
 RECON_VARIANTS: dict[str, dict[str, Any]] = {
     "head T8, chunk 16 (before)": {"mc_mode": "head", "replay_chunk": 16},
     "head T8, chunk 4": {"mc_mode": "head", "replay_chunk": 4},
@@ -59,25 +59,18 @@ def _ms(fn: Callable[[], object], windows: int, reps: int = 3) -> float:
     return 1000.0 * statistics.median(times) / windows
 
 
-def _holdout_windows(fs_hz: float, window_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _holdout_windows(
+    fs_hz: float, window_samples: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every window (5 s hop) of the first ``limit`` hold-out records, where each one's windows end, their classes."""
+    from models.classifier.data import read_record_list
+    from models.classifier.evaluate import load_records
+    from models.classifier.fit_aggregator import VAL_LIST
     from models.classifier.preprocess import record_windows
-    from models.datasets.cinc2017 import load_cinc2017
 
-    listing = (ROOT / "models" / "weights" / "classifier_cinc2017_val_records.txt").read_text().splitlines()
-    names = [n.strip() for n in listing if n.strip() and not n.startswith("#")]
-    data = load_cinc2017(DATA / "cinc2017", fs_hz, names)
-    wins = [record_windows(s, window_samples, round(5.0 * fs_hz)) for s in data.signals]
-    truth = np.array([CLASSES.index(label) for label in data.labels])
-    return np.concatenate(wins), np.cumsum([len(w) for w in wins])[:-1], truth
-
-
-def _f1_nao(pred: np.ndarray, truth: np.ndarray) -> float:
-    out = []
-    for k in range(3):
-        tp = int(((pred == k) & (truth == k)).sum())
-        wrong = int(((pred == k) & (truth != k)).sum()) + int(((pred != k) & (truth == k)).sum())
-        out.append(2 * tp / max(2 * tp + wrong, 1))
-    return float(np.mean(out))
+    rs = load_records("cinc2017", DATA / "cinc2017", fs_hz, read_record_list(VAL_LIST)[:limit])
+    wins = [record_windows(s, window_samples, round(5.0 * fs_hz)) for s in rs.signals]
+    return np.concatenate(wins), np.cumsum([len(w) for w in wins])[:-1], rs.y
 
 
 def classifier_accuracy(settings: Settings) -> dict[str, Any]:
@@ -93,7 +86,7 @@ def classifier_accuracy(settings: Settings) -> dict[str, Any]:
     for passes in (settings.mc_samples, 1):
         probs[passes] = np.asarray(engine.classify(x, mc_samples=passes, seeds=seeds).probs)
         per_record = np.stack([w.mean(0) for w in np.split(probs[passes], cuts)]).argmax(1)
-        out[f"f1_mean_nao_mean_rule_T{passes}"] = round(_f1_nao(per_record, truth), 4)
+        out[f"f1_mean_nao_mean_rule_T{passes}"] = round(float(np.mean(f1_nao(truth, per_record))), 4)
     out["window_label_agreement_T1_vs_T8"] = float((probs[1].argmax(1) == probs[settings.mc_samples].argmax(1)).mean())
     return out
 
@@ -126,16 +119,11 @@ def reconstructor_accuracy(settings: Settings) -> dict[str, Any]:
 
 def speed(settings: Settings, rounds: int) -> dict[str, Any]:
     """Alternating per-window timings (ms) of the classifier batch and of each reconstructor variant."""
-    from models.classifier.preprocess import record_windows
-    from models.datasets.cinc2017 import load_cinc2017
     from streams.inference import Inference
 
     engine = Inference.load(settings.model_copy(update={"reconstruction_policy": "never"}))
     clf, n = engine.classifier, settings.max_batch
-    listing = (ROOT / "models" / "weights" / "classifier_cinc2017_val_records.txt").read_text().splitlines()
-    names = [s.strip() for s in listing if s.strip() and not s.startswith("#")][:n]
-    data = load_cinc2017(DATA / "cinc2017", clf.fs_hz, names)
-    x = np.concatenate([record_windows(s, clf.window_samples, round(5.0 * clf.fs_hz)) for s in data.signals])[:n]
+    x = _holdout_windows(clf.fs_hz, clf.window_samples, limit=n)[0][:n]
     seeds = _seeds(n, "speed")
     rec = registry.load(settings.reconstructor, device="cpu")
     tasks: dict[str, Callable[[], float]] = {

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -35,16 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import wfdb
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ecgmon import points, stack
 from ecgmon.contracts import Window, decode_window, encode_window
-from ecgmon.dsp import resample
 from ecgmon.influx import InfluxClient
 from ecgmon.jsonout import print_and_write
 from ecgmon.settings import Settings
+from simulators.replay import whole_windows
 
 if TYPE_CHECKING:
     from streams.inference import Request
@@ -65,21 +65,13 @@ _TSM_HEADER, _TSM_FOOTER = 5, 8  # magic + version; index offset
 
 
 def ecg_windows(folder: Path, n: int, *, fs_hz: float, window_s: float) -> list[np.ndarray]:
-    """``n`` consecutive windows ``[window_s * fs_hz]`` (mV) of the records in ``folder``, in name order.
+    """``n`` consecutive windows ``[window_s * fs_hz]`` (mV) of the records in ``folder``, in replay order.
 
-    Each record is resampled from its header's rate and cut into whole windows; when the folder has
-    fewer than ``n``, they are used again from the first.
+    When the folder has fewer than ``n``, they are used again from the first.
     """
-    k = round(window_s * fs_hz)
-    out: list[np.ndarray] = []
-    for header in sorted(folder.glob("*.hea")):
-        rec = wfdb.rdrecord(str(header.with_suffix("")))
-        x = resample(rec.p_signal[:, 0], float(rec.fs), fs_hz)
-        out += [x[i : i + k] for i in range(0, len(x) - k + 1, k)]
-        if len(out) >= n:
-            return out[:n]
+    out = list(itertools.islice(whole_windows(folder, fs_hz=fs_hz, window_s=window_s), n))
     if not out:
-        raise SystemExit(f"No record of {window_s:g} s or more in {folder}.")
+        raise SystemExit(f"No record of {window_s:g} s or more in {folder}; pass --data a folder of ECG records.")
     return [out[i % len(out)] for i in range(n)]
 
 

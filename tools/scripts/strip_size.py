@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import wfdb
 
 from ecgmon.contracts import Window, decode_window, encode_window
 from ecgmon.dsp import resample
 from ecgmon.points import LIVE_LEAD_I, LIVE_RECONSTRUCTION, MEASURED_LEAD, prediction_line, strip_lines, waveform_lines
 from ecgmon.settings import Settings
+from simulators.replay import whole_windows
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "cinc2017"
 FS = 250.0
@@ -34,13 +34,10 @@ FS = 250.0
 
 def _windows(folder: Path, records: int) -> list[Window]:
     out: list[Window] = []
-    for header in sorted(folder.glob("*.hea"))[:records]:
-        rec = wfdb.rdrecord(str(header.with_suffix("")))
-        x = resample(rec.p_signal[:, 0], float(rec.fs), FS)
-        for k in range(0, len(x) - 2500 + 1, 2500):
-            w = Window(patient_id="sim-00001", device_id="d", seq=len(out), t_start_ns=1_700_000_000_000_000_000
-                       + len(out) * 10**10, fs_hz=FS, samples=x[k : k + 2500])  # fmt: skip
-            out.append(decode_window(encode_window(w)))
+    for x in whole_windows(folder, fs_hz=FS, window_s=10.0, records=records):
+        w = Window(patient_id="sim-00001", device_id="d", seq=len(out), t_start_ns=1_700_000_000_000_000_000
+                   + len(out) * 10**10, fs_hz=FS, samples=x)  # fmt: skip
+        out.append(decode_window(encode_window(w)))
     return out
 
 
